@@ -1,0 +1,27 @@
+"""The arms (the ladder): one module per arm, all with the same small interface."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from tunewise.arms.base import Answer, Arm, ArmContext, ArmParams
+from tunewise.arms.few_shot import FewShotArm, FewShotParams
+from tunewise.arms.zero_shot import ZeroShotArm, ZeroShotParams
+
+ARMS: dict[str, tuple[type[ArmParams], type[Arm]]] = {
+    "zero_shot": (ZeroShotParams, ZeroShotArm),
+    "few_shot": (FewShotParams, FewShotArm),
+}
+ARM_NAMES = tuple(ARMS)
+
+AnyArmParams = Annotated[Union[ZeroShotParams, FewShotParams], Field(discriminator="arm")]
+
+
+def build_arm(params: ArmParams, context: ArmContext) -> Arm:
+    """The arm object for validated parameters."""
+    return ARMS[params.arm][1](params, context)
+
+
+__all__ = ["ARMS", "ARM_NAMES", "AnyArmParams", "Answer", "Arm", "ArmContext", "ArmParams", "build_arm"]

@@ -1,0 +1,69 @@
+"""The small interface every arm implements: prepare once, then answer one example at a time.
+
+An arm never scores itself: it returns an Answer, and the runner applies the task's metric.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from tunewise.caller import ExampleCaller
+    from tunewise.data import Dataset, Example
+    from tunewise.task import Task
+
+
+class ArmParams(BaseModel):
+    """Parameters common to every arm; each arm adds its own and a literal `arm` tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arm: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @property
+    def label(self) -> str:
+        """How the arm is named in results: `name` if given, else the arm type."""
+        return self.name or self.arm
+
+
+@dataclass
+class Answer:
+    """An arm's final answer to one example, plus what it wants recorded (e.g. demo ids)."""
+
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ArmContext:
+    """What an arm may use to prepare: the task, its splits (never the test answers) and the database."""
+
+    task: Task
+    dataset: Dataset
+    db: sqlite3.Connection
+
+
+class Arm(ABC):
+    """One adaptation strategy."""
+
+    def __init__(self, params: ArmParams, context: ArmContext):
+        self.params = params
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.params.label
+
+    async def prepare(self) -> None:
+        """One-off work before answering (index demonstrations, train, ...)."""
+
+    @abstractmethod
+    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
+        """Answer one test example, calling the model only through `lm`."""

@@ -1,0 +1,168 @@
+"""The one door every arm calls the model through: cache, prices, de-duplication, usage.
+
+An arm gets an `ExampleCaller` for each example it answers; whatever it calls (one prompt, k
+samples, critics, judges) is priced and counted there, and the runner records the total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from tunewise.cache import ResponseCache
+from tunewise.models.base import ChatRequest, Completion, Model
+from tunewise.prompt import Message
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A completion as an arm sees it: the text plus its price and whether it came from the cache."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost: float
+    cached: bool
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Usage:
+    """What answering one example took, summed over its calls."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    fresh_cost: float = 0.0
+    latency_ms: float = 0.0
+
+    def add(self, sample: Sample) -> None:
+        self.calls += 1
+        self.cached_calls += sample.cached
+        self.tokens_in += sample.tokens_in
+        self.tokens_out += sample.tokens_out
+        self.cost += sample.cost
+        self.fresh_cost += 0.0 if sample.cached else sample.cost
+
+
+@dataclass(frozen=True)
+class Prices:
+    """US dollars per 1M input and output tokens."""
+
+    input_per_1m: float = 0.0
+    output_per_1m: float = 0.0
+
+    def cost(self, completion: Completion) -> float:
+        return (completion.tokens_in * self.input_per_1m + completion.tokens_out * self.output_per_1m) / 1e6
+
+
+class ModelCaller:
+    """A model behind the response cache, with prices and de-duplication of identical calls in flight."""
+
+    def __init__(
+        self,
+        model: Model,
+        cache: ResponseCache,
+        *,
+        prices: Prices,
+        run_id: str,
+        temperature: float,
+        max_tokens: int,
+        read_cache: bool = True,
+    ):
+        self.model = model
+        self.cache = cache
+        self.prices = prices
+        self.run_id = run_id
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.read_cache = read_cache
+        self.fresh_calls = 0
+        self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Future[list[Completion]]] = {}
+
+    def for_example(self, arm: str, example_id: str) -> ExampleCaller:
+        return ExampleCaller(self, arm, example_id)
+
+    async def complete(self, request: ChatRequest, n: int, *, arm: str, example_id: str) -> list[Sample]:
+        """Samples 0..n-1 of `request`: cached ones reused, only the missing ones sent."""
+        key = request.cache_key(self.model.id)
+        cached = self.cache.get(key, n) if self.read_cache else {}
+        missing = tuple(i for i in range(n) if i not in cached)
+        fresh: dict[int, Completion] = {}
+        if missing:
+            fresh = dict(zip(missing, await self._fetch(key, request, missing)))
+        samples = []
+        for i in range(n):
+            if i in cached:
+                completion, cost = cached[i]
+                samples.append(self._sample(completion, cost, cached=True))
+            else:
+                samples.append(self._sample(fresh[i], self.prices.cost(fresh[i]), cached=False))
+            self.cache.log_call(self.run_id, arm, example_id, key, i, cache_hit=i in cached)
+        return samples
+
+    async def _fetch(self, key: str, request: ChatRequest, indices: tuple[int, ...]) -> list[Completion]:
+        inflight_key = (key, indices)
+        if inflight_key in self._inflight:
+            return await asyncio.shield(self._inflight[inflight_key])
+        future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
+        self._inflight[inflight_key] = future
+        try:
+            completions = await self.model.complete(request, len(indices))
+            self.fresh_calls += 1
+            for i, completion in zip(indices, completions):
+                self.cache.put(key, i, self.model.id, request, completion, self.prices.cost(completion))
+            future.set_result(completions)
+            return completions
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._inflight[inflight_key]
+
+    @staticmethod
+    def _sample(completion: Completion, cost: float, *, cached: bool) -> Sample:
+        return Sample(
+            completion.text,
+            completion.tokens_in,
+            completion.tokens_out,
+            completion.latency_ms,
+            cost,
+            cached,
+            completion.finish_reason,
+        )
+
+
+@dataclass
+class ExampleCaller:
+    """What an arm holds while answering one example; every call is added to `usage`."""
+
+    caller: ModelCaller
+    arm: str
+    example_id: str
+    usage: Usage = field(default_factory=Usage)
+
+    def request(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> ChatRequest:
+        """A request with the task's generation settings unless overridden."""
+        return ChatRequest.from_messages(
+            messages,
+            temperature=self.caller.temperature if temperature is None else temperature,
+            max_tokens=max_tokens or self.caller.max_tokens,
+        )
+
+    async def complete(self, request: ChatRequest, n: int = 1) -> list[Sample]:
+        samples = await self.caller.complete(request, n, arm=self.arm, example_id=self.example_id)
+        for s in samples:
+            self.usage.add(s)
+        # Samples of one request arrive together: the example waited once, not n times.
+        self.usage.latency_ms += max(s.latency_ms for s in samples)
+        return samples
+
+    async def chat(self, messages: list[Message], **params: float | int | None) -> str:
+        """One answer to `messages`: the common case."""
+        (sample,) = await self.complete(self.request(messages, **params))  # type: ignore[arg-type]
+        return sample.text

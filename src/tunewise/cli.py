@@ -1,0 +1,122 @@
+"""The `tunewise` command: parses, calls the library, prints. Heavy imports live inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from tunewise.decide import Summary
+
+app = typer.Typer(
+    help="Prompt, retrieve, vote, or fine-tune? Measure it on your task.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where runs are stored.", envvar="TUNEWISE_RUNS_DIR")]
+
+
+@app.command()
+def run(
+    task: Annotated[Path, typer.Argument(help="The task file (YAML).")],
+    resume: Annotated[Optional[str], typer.Option(help="Continue this run instead of starting a new one.")] = None,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: redo examples that errored.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every call to the model (answers are still recorded).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Evaluate every arm of TASK and recommend one."""
+    from rich.console import Console
+
+    from tunewise.experiment import RunOptions, run as run_task
+    from tunewise.progress import RichProgress
+
+    console = Console(stderr=True)
+    with RichProgress(console) as progress:
+        options = RunOptions(
+            runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache, progress=progress
+        )
+        try:
+            outcome = run_task(task, options)
+        except KeyboardInterrupt:
+            progress.__exit__()
+            run_id = progress.run_id
+            hint = f": resume with `tunewise run {task} --resume {run_id}`" if run_id else ""
+            console.print(f"interrupted{hint}")
+            raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps(outcome.summary.model_dump(mode="json"), indent=2))
+        return
+    _print_summary(outcome.summary)
+    typer.echo(f"report: {outcome.store.dir / 'report.md'}")
+
+
+@app.command()
+def runs(runs_dir: RunsDir = Path("runs")) -> None:
+    """List the runs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunewise.store import list_runs
+
+    table = Table("run", "task", "model", "arms", "status")
+    for m in list_runs(runs_dir):
+        table.add_row(m.get("run_id", "?"), m.get("task", "?"), m.get("model", "?"), ", ".join(m.get("arm_names", [])), m.get("status", "?"))
+    Console().print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="A run id (see `tunewise runs`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Show a run's results (also of a run still going or interrupted)."""
+    from tunewise.experiment import summary_of
+    from tunewise.store import RunStore
+
+    store = RunStore.open(runs_dir, run_id)
+    summary = summary_of(store)
+    if as_json:
+        print(json.dumps(summary.model_dump(mode="json"), indent=2))
+        return
+    _print_summary(summary, status=store.manifest.get("status"))
+
+
+def _print_summary(summary: Summary, status: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunewise.report.markdown import HEADER, arm_rows
+
+    out = Console()
+    headers = [h.strip() for h in HEADER.strip("|").split("|")]
+    table = Table(*headers, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
+    for row in arm_rows(summary):
+        table.add_row(*row)
+    out.print(table)
+    rec = summary.recommendation
+    out.print(f"recommendation: [bold]{rec.arm}[/bold] ({'meets' if rec.meets_requirements else 'does not meet'} the requirements)")
+    for reason in rec.reasons:
+        out.print(f"  - {reason}", highlight=False)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    from tunewise.errors import TunewiseError
+
+    try:
+        app()
+    except TunewiseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Examples from JSONL, CSV or Parquet, with deterministic train/dev/test splits."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from tunewise.errors import InputError
+
+if TYPE_CHECKING:
+    from tunewise.task import DataSpec, Task
+
+SPLITS = ("train", "dev", "test")
+_SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev", "test": "test"}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example: its id, rendered input, target answer and split."""
+
+    id: str
+    input: str
+    target: str
+    split: str
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    gold_docs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The examples of a task, by split."""
+
+    train: list[Example]
+    dev: list[Example]
+    test: list[Example]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+
+def _decode_lines(path: Path) -> Iterator[tuple[int, str]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(f"not valid UTF-8 (byte {e.start})", file=path, line=line) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        yield number, line
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in _decode_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=path, line=number) from None
+        if not isinstance(row, dict):
+            raise InputError(f"each line must be a JSON object, got {type(row).__name__}", file=path, line=number)
+        yield number, row
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    lines = [line for _, line in _decode_lines(path)]
+    reader = csv.DictReader(lines)
+    try:
+        for row in reader:
+            if None in row:
+                raise InputError("row has more cells than the header", file=path, line=reader.line_num)
+            yield reader.line_num, row
+    except csv.Error as e:
+        raise InputError(f"invalid CSV: {e}", file=path, line=reader.line_num) from None
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file: {e}", file=path) from None
+    for row in table.to_pylist():
+        yield None, row
+
+
+_READERS = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
+
+
+def read_rows(path: Path) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    """Rows of a data file with their line numbers (None where lines do not apply)."""
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"unsupported data format '{path.suffix}' (use .jsonl, .csv or .parquet)", file=path)
+    if not path.is_file():
+        raise InputError("data file not found", file=path)
+    return reader(path)
+
+
+def hash_split(example_id: str, fractions: tuple[float, float, float], seed: int) -> str:
+    """A split that depends only on the id and seed, so adding examples never moves old ones."""
+    digest = hashlib.sha256(f"{seed}:{example_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    train, dev, _ = fractions
+    return "train" if u < train else "dev" if u < train + dev else "test"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class _InputRenderer:
+    def __init__(self, spec: DataSpec):
+        self.fields = spec.input_fields
+        self.template = None
+        if spec.template:
+            env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+            try:
+                self.template = env.from_string(spec.template)
+            except jinja2.TemplateSyntaxError as e:
+                raise InputError(f"data.template: invalid Jinja2 template: {e.message}") from None
+
+    def __call__(self, row: dict[str, Any]) -> str:
+        if self.template is not None:
+            return self.template.render(**row)
+        if len(self.fields) == 1:
+            return _as_text(row[self.fields[0]])
+        return "\n".join(f"{name}: {_as_text(row[name])}" for name in self.fields)
+
+
+def load_dataset(task: Task) -> Dataset:
+    """Read the task's data file and split it; every problem names the file and line."""
+    spec = task.data
+    path = task.data_path
+    render = _InputRenderer(spec)
+    required = [*spec.input_fields, spec.output] + ([spec.split_field] if spec.split_field else [])
+    splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
+    seen: dict[str, int] = {}
+    fractions = (spec.split.train, spec.split.dev, spec.split.test)
+    for line, row in read_rows(path):
+        where = {"file": path, "line": line}
+        for name in required:
+            if name not in row or row[name] is None:
+                raise InputError(f"missing field '{name}'", **where)
+        try:
+            text = render(row)
+        except jinja2.UndefinedError as e:
+            raise InputError(f"data.template: {e.message}", **where) from None
+        target = _as_text(row[spec.output])
+        if spec.id:
+            if row.get(spec.id) in (None, ""):
+                raise InputError(f"missing id field '{spec.id}'", **where)
+            example_id = str(row[spec.id])
+            if example_id in seen:
+                raise InputError(f"duplicate id '{example_id}' (first on line {seen[example_id]})", **where)
+        else:
+            example_id = hashlib.sha256(json.dumps([text, target], ensure_ascii=False).encode()).hexdigest()[:12]
+            n = 2
+            base = example_id
+            while example_id in seen:
+                example_id, n = f"{base}-{n}", n + 1
+        seen[example_id] = line or 0
+        if spec.split_field:
+            split = _SPLIT_ALIASES.get(str(row[spec.split_field]).strip().lower())
+            if split is None:
+                raise InputError(
+                    f"split '{row[spec.split_field]}' must be one of train, dev (or val/validation), test", **where
+                )
+        else:
+            split = hash_split(example_id, fractions, spec.split.seed)
+        gold = row.get("gold_docs") or ()
+        gold_docs = tuple(str(d) for d in gold) if isinstance(gold, list) else ()
+        splits[split].append(Example(example_id, text, target, split, dict(row), gold_docs))
+    if not seen:
+        raise InputError("no examples in the data file", file=path)
+    if not splits["test"]:
+        raise InputError(f"no test examples after the split ({len(seen)} examples)", file=path)
+    test = splits["test"][: spec.max_test] if spec.max_test else splits["test"]
+    return Dataset(train=splits["train"], dev=splits["dev"], test=test)

@@ -1,0 +1,164 @@
+"""Run a task end to end: task -> examples -> arms -> model -> metric -> store -> decide -> report.
+
+This is the library entry point behind `tunewise run`; the CLI only parses and prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunewise import __version__
+from tunewise.arms import ArmContext, build_arm
+from tunewise.cache import ResponseCache
+from tunewise.caller import ModelCaller, Prices
+from tunewise.data import load_dataset
+from tunewise.db import connect
+from tunewise.decide import Summary, recommend, summarize_arm
+from tunewise.errors import InputError
+from tunewise.models import open_model
+from tunewise.report import write_reports
+from tunewise.runner import ProgressSink, evaluate_arm
+from tunewise.store import RunStore
+from tunewise.task import Requirements, Task, load_task
+
+
+@dataclass
+class RunOptions:
+    """How to run: where runs live, whether to resume one, and whether to read the cache."""
+
+    runs_dir: Path = Path("runs")
+    resume: str | None = None
+    retry_errors: bool = False
+    use_cache: bool = True
+    db_path: Path | None = None
+    progress: ProgressSink | None = field(default=None, repr=False)
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file holding the response cache, the call log and embeddings."""
+        return self.db_path or self.runs_dir / "tunewise.db"
+
+
+@dataclass
+class RunOutcome:
+    summary: Summary
+    store: RunStore
+
+
+def summary_of(store: RunStore) -> Summary:
+    """The summary of a run from its manifest and results alone (works on unfinished runs too)."""
+    manifest = store.manifest
+    latest = store.latest()
+    arms = [
+        summarize_arm(name, [r for (arm, _), r in latest.items() if arm == name], seed=manifest.get("seed", 0))
+        for name in manifest["arm_names"]
+    ]
+    requirements = Requirements.model_validate(manifest.get("requirements") or {})
+    return Summary(
+        run_id=store.run_id,
+        task=manifest["task"],
+        model=manifest["model"],
+        arms=arms,
+        recommendation=recommend(arms, requirements),
+    )
+
+
+def _manifest(task: Task, sizes: dict[str, int]) -> dict[str, object]:
+    return {
+        "task": task.name,
+        "task_path": str(task.path.resolve()) if task.path else None,
+        "task_fingerprint": task.fingerprint(),
+        "tunewise_version": __version__,
+        "python": platform.python_version(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": task.model.uri,
+        "metric": task.metric.model_dump(exclude_none=True),
+        "arms": [a.model_dump() for a in task.arms],
+        "arm_names": [a.label for a in task.arms],
+        "requirements": task.requirements.model_dump(exclude_none=True),
+        "seed": task.seed,
+        "splits": sizes,
+        "status": "running",
+    }
+
+
+def _open_store(task: Task, options: RunOptions, sizes: dict[str, int]) -> RunStore:
+    if options.resume is None:
+        if options.retry_errors:
+            raise InputError("--retry-errors only applies to a resumed run (--resume RUN_ID)")
+        return RunStore.create(options.runs_dir, task.name, _manifest(task, sizes))
+    store = RunStore.open(options.runs_dir, options.resume)
+    if store.manifest.get("task_fingerprint") != task.fingerprint():
+        raise InputError(
+            f"the task or its data changed since run '{options.resume}' started; start a new run instead",
+            file=task.path,
+        )
+    store.repair()
+    store.update_manifest(status="running")
+    return store
+
+
+async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
+    """Evaluate every arm of `task` on its test split and write summary.json and the reports."""
+    options = options or RunOptions()
+    if not isinstance(task, Task):
+        task = load_task(task)
+    dataset = load_dataset(task)
+    metric = task.metric.build(task.base_dir)
+    store = _open_store(task, options, dataset.sizes)
+    if options.progress:
+        options.progress.start_run(store.run_id, str(store.dir))
+    db = connect(options.database)
+    model = open_model(task.model, task.base_dir)
+    caller = ModelCaller(
+        model,
+        ResponseCache(db),
+        prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
+        run_id=store.run_id,
+        temperature=task.model.temperature,
+        max_tokens=task.model.max_tokens,
+        read_cache=options.use_cache,
+    )
+    context = ArmContext(task=task, dataset=dataset, db=db)
+    status = "interrupted"
+    try:
+        done = store.latest()
+        for params in task.arms:
+            arm = build_arm(params, context)
+            todo = [
+                e
+                for e in dataset.test
+                if (arm.name, e.id) not in done or (options.retry_errors and done[(arm.name, e.id)].error)
+            ]
+            if options.progress:
+                options.progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
+            if not todo:
+                continue
+            await arm.prepare()
+            await evaluate_arm(
+                arm,
+                todo,
+                caller=caller,
+                metric=metric,
+                store=store,
+                concurrency=max(task.model.max_concurrency, task.model.batch_size),
+                progress=options.progress,
+            )
+        status = "complete"
+    finally:
+        store.close()
+        await model.aclose()
+        store.update_manifest(status=status, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        db.close()
+    summary = summary_of(store)
+    write_reports(store, summary)
+    return RunOutcome(summary=summary, store=store)
+
+
+def run(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
+    """Synchronous wrapper around `arun`."""
+    return asyncio.run(arun(task, options))

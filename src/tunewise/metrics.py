@@ -1,0 +1,159 @@
+"""Metrics: score a prediction against a target, 0.0 to 1.0.
+
+Built in: exact, normalized (case, punctuation, whitespace), f1 (token F1), contains, regex
+(extract with a pattern, then normalized exact), json (field by field); `python:module:function`
+for your own (called as function(prediction, target) -> float | bool).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import string
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+
+Metric = Callable[[str, str], float]
+
+BUILTIN = ("exact", "normalized", "f1", "contains", "regex", "json")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, drop punctuation, collapse whitespace."""
+    return " ".join(text.lower().translate(_PUNCT).split())
+
+
+def exact(prediction: str, target: str) -> float:
+    return float(prediction.strip() == target.strip())
+
+
+def normalized(prediction: str, target: str) -> float:
+    return float(normalize(prediction) == normalize(target))
+
+
+def f1(prediction: str, target: str) -> float:
+    """SQuAD-style token F1 over normalized tokens."""
+    pred, gold = normalize(prediction).split(), normalize(target).split()
+    if not pred or not gold:
+        return float(pred == gold)
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains(prediction: str, target: str) -> float:
+    return float(normalize(target) in normalize(prediction))
+
+
+def regex_metric(pattern: str) -> Metric:
+    """Extract the first match (group 1 if the pattern has groups) and compare it normalized."""
+    compiled = re.compile(pattern)
+
+    def score(prediction: str, target: str) -> float:
+        m = compiled.search(prediction)
+        if not m:
+            return 0.0
+        return normalized(m.group(1) if compiled.groups else m.group(0), target)
+
+    return score
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+
+def parse_json_answer(text: str) -> Any:
+    """Parse a JSON answer, tolerating a ```json fence around it; None when it is not JSON."""
+    text = text.strip()
+    m = _FENCE.match(text)
+    if m:
+        text = m.group(1)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def json_metric(fields: list[str] | None = None) -> Metric:
+    """Fraction of the target's fields (or the named ones) the prediction gets equal."""
+
+    def score(prediction: str, target: str) -> float:
+        gold = parse_json_answer(target)
+        pred = parse_json_answer(prediction)
+        if not isinstance(gold, dict):
+            return float(pred == gold and pred is not None)
+        if not isinstance(pred, dict):
+            return 0.0
+        keys = fields or list(gold)
+        if not keys:
+            return float(pred == gold)
+        return sum(pred.get(k) == gold.get(k) for k in keys) / len(keys)
+
+    return score
+
+
+def _import_function(ref: str, base_dir: Path | None) -> Callable[..., Any]:
+    _, module_name, func_name = (ref.split(":", 2) + ["", ""])[:3]
+    if not module_name or not func_name:
+        raise ValueError(f"custom metric must be python:module:function, got '{ref}'")
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise ValueError(f"cannot import metric module '{module_name}': {e}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ValueError(f"module '{module_name}' has no function '{func_name}'")
+    return func
+
+
+class MetricSpec(BaseModel):
+    """`metric: normalized`, `metric: {name: regex, pattern: ...}` or `metric: python:mod:fn`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pattern: str | None = None
+    fields: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> MetricSpec:
+        if self.name.startswith("python:"):
+            base_dir = (info.context or {}).get("base_dir")
+            _import_function(self.name, Path(base_dir) if base_dir else None)
+        elif self.name not in BUILTIN:
+            raise ValueError(f"unknown metric '{self.name}' (known: {', '.join(BUILTIN)}, python:module:function)")
+        if self.name == "regex":
+            if not self.pattern:
+                raise ValueError("the regex metric needs `pattern:`")
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"bad regex pattern: {e}") from None
+        return self
+
+    def build(self, base_dir: Path | None = None) -> Metric:
+        """The scoring function this spec names."""
+        simple: dict[str, Metric] = {"exact": exact, "normalized": normalized, "f1": f1, "contains": contains}
+        if self.name in simple:
+            return simple[self.name]
+        if self.name == "regex":
+            return regex_metric(self.pattern or "")
+        if self.name == "json":
+            return json_metric(self.fields)
+        func = _import_function(self.name, base_dir)
+        return lambda prediction, target: float(func(prediction, target))

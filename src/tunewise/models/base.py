@@ -1,0 +1,54 @@
+"""The one protocol every model backend implements, and the request/completion types it speaks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Protocol, runtime_checkable
+
+from tunewise.prompt import Message
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat completion request, independent of backend and of credentials."""
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_messages(cls, messages: list[Message], **params: object) -> ChatRequest:
+        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)  # type: ignore[arg-type]
+
+    def message_dicts(self) -> list[Message]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def cache_key(self, model_id: str) -> str:
+        """sha256 of the model id and the sorted-JSON request; holds no endpoint or key."""
+        payload = {"model": model_id, **asdict(self)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled answer and what it took to get it."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    finish_reason: str = "stop"
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A chat model. `id` names it in cache keys (no URL, no key); `complete` returns n samples."""
+
+    id: str
+
+    async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]: ...
+
+    async def aclose(self) -> None: ...

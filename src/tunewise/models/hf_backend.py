@@ -1,0 +1,159 @@
+"""`hf:<id-or-path>` — a local transformers causal LM.
+
+Greedy requests that arrive together are generated as one left-padded batch; sampled requests
+are generated one at a time with a seed derived from the request, so samples are reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunewise.errors import InputError
+from tunewise.models.base import ChatRequest, Completion
+
+if TYPE_CHECKING:
+    from tunewise.task import ModelSpec
+
+
+def local_model_id(path: Path) -> str:
+    """A content-based id for a model folder: config, tokenizer and a digest of each weights file."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        h.update(f.name.encode())
+        if f.suffix in (".json", ".jinja", ".txt", ".model"):
+            h.update(f.read_bytes())
+        else:
+            h.update(str(f.stat().st_size).encode())
+            with f.open("rb") as fh:
+                h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Pending:
+    request: ChatRequest
+    future: asyncio.Future[Completion]
+
+
+class HFModel:
+    """A transformers causal LM behind the Model protocol."""
+
+    def __init__(self, source: str, spec: ModelSpec, *, model_id: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(source)
+        local = path.is_dir()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            self.model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"cannot load transformers model '{source}': {first}") from None
+        device = spec.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(device).eval()
+        self.device = device
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.id = model_id or (f"hf:{local_model_id(path)}" if local else f"hf:{source}")
+        self.batch_size = spec.batch_size
+        self._torch = torch
+        self._pending: list[_Pending] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+
+    def render(self, request: ChatRequest) -> str:
+        """The prompt text: the tokenizer's chat template when it has one, else role-prefixed lines."""
+        messages = request.message_dicts()
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        lines = [f"{m['role']}: {m['content']}" for m in messages]
+        return "\n".join(lines) + "\nassistant:"
+
+    async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]:
+        if request.temperature > 0:
+            return await asyncio.to_thread(self._sample, request, n)
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(request, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        completion = await future
+        # Greedy decoding has one answer; extra samples are that answer again and cost nothing more.
+        return [completion] + [Completion(completion.text, 0, 0, 0.0, completion.finish_reason)] * (n - 1)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # let requests issued in the same tick join the batch
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+            try:
+                results = await asyncio.to_thread(self._generate, [p.request for p in batch])
+            except Exception as e:  # noqa: BLE001 - handed to every waiting caller
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(e)
+                continue
+            for p, completion in zip(batch, results):
+                if not p.future.done():
+                    p.future.set_result(completion)
+
+    def _generate(self, requests: list[ChatRequest], seed: int | None = None, **sampling: Any) -> list[Completion]:
+        torch = self._torch
+        prompts = [self.render(r) for r in requests]
+        max_new = max(r.max_tokens for r in requests)
+        with self._lock, torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            start = time.perf_counter()
+            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                **({"do_sample": False} | sampling),
+            )
+            latency_ms = (time.perf_counter() - start) * 1000
+        per_prompt = out.shape[0] // len(requests)
+        prompt_len = enc["input_ids"].shape[1]
+        tokens_in = enc["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for row in range(out.shape[0]):
+            i = row // per_prompt
+            results.append(self._decode(out[row, prompt_len:].tolist(), requests[i], tokens_in[i], latency_ms))
+        return results
+
+    def _decode(self, ids: list[int], request: ChatRequest, tokens_in: int, latency_ms: float) -> Completion:
+        eos = self.tokenizer.eos_token_id
+        finish = "length"
+        if eos in ids:
+            ids = ids[: ids.index(eos) + 1]
+            finish = "stop"
+        ids = ids[: request.max_tokens]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for stop in request.stop:
+            if stop in text:
+                text, finish = text[: text.index(stop)], "stop"
+        return Completion(text.strip(), int(tokens_in), len(ids), latency_ms, finish)
+
+    def _sample(self, request: ChatRequest, n: int) -> list[Completion]:
+        completions = self._generate(
+            [request],
+            seed=int(request.cache_key(self.id)[:8], 16),
+            do_sample=True, temperature=request.temperature, top_k=0, num_return_sequences=n
+        )
+        return [completions[0]] + [
+            Completion(c.text, 0, c.tokens_out, c.latency_ms, c.finish_reason) for c in completions[1:]
+        ]
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            await self._worker

@@ -1,0 +1,54 @@
+"""A rich progress bar per arm: done, errors, tokens and cost so far (written to stderr)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tunewise.store import Result
+
+
+class RichProgress:
+    """ProgressSink drawing one bar per arm; use as a context manager."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("errors {task.fields[errors]}"),
+            TextColumn("tokens {task.fields[tokens]:,}"),
+            TextColumn("${task.fields[cost]:.4f}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._rows: dict[str, Any] = {}
+        self.run_id: str | None = None
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start_run(self, run_id: str, directory: str) -> None:
+        self.run_id = run_id
+        self.console.print(f"run [bold]{run_id}[/bold] -> {directory}")
+
+    def start_arm(self, arm: str, total: int, done: int) -> None:
+        self._rows[arm] = self._progress.add_task(arm, total=total, completed=done, errors=0, tokens=0, cost=0.0)
+
+    def advance(self, arm: str, result: Result) -> None:
+        row = self._rows[arm]
+        fields = self._progress.tasks[row].fields
+        self._progress.update(
+            row,
+            advance=1,
+            errors=fields["errors"] + (result.error is not None),
+            tokens=fields["tokens"] + result.tokens_in + result.tokens_out,
+            cost=fields["cost"] + result.fresh_cost,
+        )

@@ -1,0 +1,55 @@
+"""How arms turn instructions, demonstrations, retrieved context and an input into chat messages.
+
+One place for the prompt layout, so every arm (and the lab model's pretraining corpus) agrees on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A demonstration: an input and the answer the model should give."""
+
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ContextChunk:
+    """A retrieved passage and where it came from."""
+
+    text: str
+    source: str
+
+
+def render_context(chunks: Sequence[ContextChunk]) -> str:
+    """Numbered passages, each headed by its source, as the user turn shows them."""
+    return "\n\n".join(f"[{i}] {c.source}\n{c.text}" for i, c in enumerate(chunks, start=1))
+
+
+def build_messages(
+    instructions: str,
+    input_text: str,
+    demos: Sequence[Demo] = (),
+    context: Sequence[ContextChunk] = (),
+) -> list[Message]:
+    """System turn with the instructions, demonstrations as user/assistant pairs, then the input.
+
+    Retrieved context goes in the final user turn, before the input, under a `Context:` header.
+    """
+    messages: list[Message] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for demo in demos:
+        messages.append({"role": "user", "content": demo.input})
+        messages.append({"role": "assistant", "content": demo.output})
+    user = input_text
+    if context:
+        user = f"Context:\n{render_context(context)}\n\nInput:\n{input_text}"
+    messages.append({"role": "user", "content": user})
+    return messages

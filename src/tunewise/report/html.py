@@ -1,0 +1,20 @@
+"""report.html: a self-contained page (no network) with the recommendation and the arms table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from tunewise.decide import Summary
+from tunewise.report.markdown import HEADER, arm_rows
+
+
+def render_html(summary: Summary, manifest: dict[str, Any]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tunewise.report", "templates"), autoescape=jinja2.select_autoescape(["j2"])
+    )
+    headers = [h.strip() for h in HEADER.strip("|").split("|")]
+    return env.get_template("report.html.j2").render(
+        summary=summary, manifest=manifest, headers=headers, rows=arm_rows(summary)
+    )

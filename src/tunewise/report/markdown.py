@@ -1,0 +1,49 @@
+"""report.md: the recommendation, then one table row per arm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewise.decide import Summary
+
+HEADER = "| arm | score | 95% CI | n | $/1k queries | p50 ms | p95 ms | tokens in | tokens out | errors |"
+
+
+def arm_rows(summary: Summary) -> list[list[str]]:
+    """The table's cells, formatted once for every report format."""
+    return [
+        [
+            a.name,
+            f"{a.score:.3f}",
+            f"{a.ci[0]:.3f}-{a.ci[1]:.3f}",
+            str(a.n),
+            f"{a.cost_per_1k:.4f}",
+            f"{a.p50_latency_ms:.0f}",
+            f"{a.p95_latency_ms:.0f}",
+            f"{a.tokens_in:.0f}",
+            f"{a.tokens_out:.1f}",
+            str(a.errors),
+        ]
+        for a in summary.arms
+    ]
+
+
+def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
+    rec = summary.recommendation
+    verdict = "meets the requirements" if rec.meets_requirements else "does not meet the requirements"
+    lines = [
+        f"# {summary.task} — run {summary.run_id}",
+        "",
+        f"**Recommendation: `{rec.arm}`** ({verdict})",
+        "",
+        *[f"- {reason}" for reason in rec.reasons],
+        "",
+        HEADER,
+        "|" + "---|" * (HEADER.count("|") - 1),
+        *["| " + " | ".join(row) + " |" for row in arm_rows(summary)],
+        "",
+        f"Model `{summary.model}`; splits {manifest.get('splits')}; seed {manifest.get('seed')}; "
+        f"tunewise {manifest.get('tunewise_version')}. Errored examples score 0; tokens are means per query.",
+        "",
+    ]
+    return "\n".join(lines)

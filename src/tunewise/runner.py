@@ -1,0 +1,102 @@
+"""Asynchronous evaluation of one arm over the test examples: bounded concurrency, scoring, recording.
+
+The runner, not the arm, applies the metric. Each finished example is appended to the run store
+at once, so an interrupted run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from tunewise.arms.base import Arm
+from tunewise.caller import ModelCaller
+from tunewise.data import Example
+from tunewise.errors import ModelCallError
+from tunewise.metrics import Metric
+from tunewise.store import Result, RunStore
+
+
+class ProgressSink(Protocol):
+    """Where a run reports progress (a rich bar in the CLI; nothing in library use)."""
+
+    def start_run(self, run_id: str, directory: str) -> None: ...
+
+    def start_arm(self, arm: str, total: int, done: int) -> None: ...
+
+    def advance(self, arm: str, result: Result) -> None: ...
+
+
+class NoProgress:
+    def start_run(self, run_id: str, directory: str) -> None:
+        pass
+
+    def start_arm(self, arm: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, arm: str, result: Result) -> None:
+        pass
+
+
+def score_answer(metric: Metric, output: str, target: str) -> float:
+    """The metric's score, clamped to [0, 1]."""
+    return min(1.0, max(0.0, float(metric(output, target))))
+
+
+async def evaluate_arm(
+    arm: Arm,
+    examples: Sequence[Example],
+    *,
+    caller: ModelCaller,
+    metric: Metric,
+    store: RunStore,
+    concurrency: int,
+    progress: ProgressSink | None = None,
+) -> None:
+    """Answer, score and record every example in `examples` with at most `concurrency` in flight."""
+    progress = progress or NoProgress()
+    queue: asyncio.Queue[Example] = asyncio.Queue()
+    for example in examples:
+        queue.put_nowait(example)
+
+    async def work() -> None:
+        while True:
+            try:
+                example = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            lm = caller.for_example(arm.name, example.id)
+            try:
+                answer = await arm.answer(example, lm)
+                output, error, meta = answer.text, None, answer.meta
+                score = score_answer(metric, output, example.target)
+            except ModelCallError as e:
+                output, error, meta, score = "", str(e), {}, 0.0
+            u = lm.usage
+            result = Result(
+                arm=arm.name,
+                example_id=example.id,
+                output=output,
+                target=example.target,
+                score=score,
+                error=error,
+                calls=u.calls,
+                cached_calls=u.cached_calls,
+                tokens_in=u.tokens_in,
+                tokens_out=u.tokens_out,
+                cost=u.cost,
+                fresh_cost=u.fresh_cost,
+                latency_ms=u.latency_ms,
+                meta=meta,
+            )
+            store.append(result)
+            progress.advance(arm.name, result)
+
+    workers = [asyncio.create_task(work()) for _ in range(max(1, min(concurrency, len(examples))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,208 @@
+"""The task spec: what a user writes in task.yaml, validated with pydantic.
+
+Errors name the file and the line of the offending key, so `tunewise run` can print one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from tunewise.arms import ARM_NAMES, AnyArmParams
+from tunewise.errors import InputError
+from tunewise.metrics import MetricSpec
+from tunewise.yaml_lines import load_yaml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitSpec(_Strict):
+    """Fractions for the deterministic hash split (used when there is no split column)."""
+
+    train: float = Field(0.5, ge=0, le=1)
+    dev: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.4, gt=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        if abs(self.train + self.dev + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + test must sum to 1, got {self.train + self.dev + self.test:g}")
+        return self
+
+
+class DataSpec(_Strict):
+    """Where the examples are and which fields are input and output."""
+
+    path: Path
+    input: str | list[str]
+    output: str
+    template: str | None = Field(None, description="Jinja2 template rendering the input fields")
+    id: str | None = Field(None, description="field holding a stable example id")
+    split_field: str | None = None
+    split: SplitSpec = SplitSpec()
+    max_test: int | None = Field(None, ge=1, description="evaluate on at most this many test examples")
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty_input(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("needs at least one field")
+        return v
+
+    @property
+    def input_fields(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ModelSpec(_Strict):
+    """Which model answers, how to reach it, and what it costs."""
+
+    uri: str = Field(description="openai:<model> | hf:<id-or-path> | lab:<world>")
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    price_in_per_1m: float = Field(0.0, ge=0, description="US$ per 1M input tokens")
+    price_out_per_1m: float = Field(0.0, ge=0, description="US$ per 1M output tokens")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=20)
+    batch_size: int = Field(8, ge=1, description="hf/lab: prompts generated together")
+    device: str = "cpu"
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        scheme, sep, rest = v.partition(":")
+        if not sep or scheme not in ("openai", "hf", "lab") or not rest:
+            raise ValueError(f"model uri must be openai:<model>, hf:<id-or-path> or lab:<world>, got '{v}'")
+        return v
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.uri.partition(":")[2]
+
+
+class Requirements(_Strict):
+    """What the builder needs from the chosen arm."""
+
+    min_score: float | None = Field(None, ge=0, le=1)
+    max_p95_latency_ms: float | None = Field(None, gt=0)
+    max_cost_per_1k: float | None = Field(None, ge=0)
+    monthly_queries: int | None = Field(None, ge=0)
+
+
+class Task(_Strict):
+    """A task: examples, a metric, a model, the arms to try and the requirements to meet."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    data: DataSpec
+    instructions: str = ""
+    metric: MetricSpec
+    model: ModelSpec
+    arms: list[AnyArmParams] = Field(min_length=1)
+    requirements: Requirements = Requirements()
+    seed: int = 0
+
+    _path: Path | None = PrivateAttr(None)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return {"uri": v} if isinstance(v, str) else v
+
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _arm_shorthand(cls, v: Any) -> Any:
+        """Accept `- zero_shot` and `- few_shot: {k: 4}` as well as `- {arm: few_shot, k: 4}`."""
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:
+            if isinstance(item, str):
+                item = {"arm": item}
+            elif isinstance(item, dict) and len(item) == 1 and "arm" not in item:
+                (arm, params), = item.items()
+                item = {"arm": arm, **(params or {})} if isinstance(params, dict) or params is None else item
+            out.append(item)
+        return out
+
+    @model_validator(mode="after")
+    def _unique_arm_names(self) -> Task:
+        seen: set[str] = set()
+        for arm in self.arms:
+            if arm.label in seen:
+                raise ValueError(f"two arms are named '{arm.label}': give one a distinct `name:`")
+            seen.add(arm.label)
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The task file this spec was read from (None when built in code)."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the task are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def data_path(self) -> Path:
+        return (self.base_dir / self.data.path).resolve()
+
+    def fingerprint(self) -> str:
+        """sha256 of the validated spec and the data file's bytes: a resumed run must match it."""
+        h = hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode())
+        try:
+            h.update(self.data_path.read_bytes())
+        except OSError:
+            pass
+        return h.hexdigest()
+
+
+def _pretty_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p not in ARM_NAMES:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file; raises InputError naming the file and line."""
+    path = Path(path)
+    located = load_yaml(path)
+    if not isinstance(located.data, dict):
+        raise InputError("a task file must be a mapping of keys (name, data, metric, model, arms, ...)", file=path, line=1)
+    try:
+        task = Task.model_validate(located.data, context={"base_dir": path.parent})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = f"missing required field '{loc[-1]}'"
+            loc = loc[:-1]
+        elif err["type"] == "extra_forbidden":
+            msg = f"unknown field '{loc[-1]}'"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown arm '{err['input'].get('arm') if isinstance(err['input'], dict) else err['input']}' (known: {', '.join(ARM_NAMES)})"
+        elif loc:
+            msg = f"{_pretty_loc(loc)}: {msg}"
+        raise InputError(msg, file=path, line=located.line_of(loc)) from None
+    task._path = path
+    return task

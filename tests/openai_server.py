@@ -1,0 +1,190 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
+
+Its "model" is scripted (a scripted model belongs in tests/, never in the product): it knows the
+capital of every country in CAPITALS. Asked zero-shot it answers in a sentence; shown
+demonstrations it answers with the bare name, as the demonstrations do. It counts every request
+it receives, can inject faults (429 with Retry-After, 500, dropped connections) and stops by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CAPITALS = {
+    f"{a}{b}ia": f"{b.title()}{a}ville"
+    for a in ("Al", "Bor", "Cam", "Dor", "El", "Fen", "Gal", "Hul", "Ist", "Jor")
+    for b in ("an", "ber", "cor", "dul", "eth", "far", "gim", "hor")
+}
+
+
+def body_hash(body: dict) -> str:
+    """Identity of a request as the client sent it (the test's way to spot a re-sent call)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def scripted_answer(messages: list[dict[str, str]]) -> str:
+    """The scripted model: bare answer after demonstrations, a sentence without; 1 in 8 unknown."""
+    question = messages[-1]["content"]
+    country = question.rsplit(" ", 1)[-1].rstrip("?")
+    capital = CAPITALS.get(country)
+    if capital is None or int(hashlib.md5(country.encode()).hexdigest(), 16) % 8 == 0:
+        return "I do not know."
+    if any(m["role"] == "assistant" for m in messages):
+        return capital
+    return f"The capital of {country} is {capital}."
+
+
+@dataclass
+class Log:
+    """What the server saw, in order: (body hash, status or 'dropped', monotonic time)."""
+
+    entries: list[tuple[str, object, float]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, digest: str, status: object) -> None:
+        with self.lock:
+            self.entries.append((digest, status, time.monotonic()))
+
+    def completed(self) -> list[str]:
+        with self.lock:
+            return [d for d, s, _ in self.entries if s == 200]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": "not found"}})
+            return
+        digest = body_hash(body)
+        srv = self.server
+        if srv.delay_s:
+            time.sleep(srv.delay_s)
+        fault = srv.pick_fault()
+        if fault == "drop":
+            srv.log.add(digest, "dropped")
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if fault == 429:
+            srv.log.add(digest, 429)
+            self._send(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"retry-after-ms": str(srv.retry_after_ms), "retry-after": "1"},
+            )
+            return
+        if fault == 500:
+            srv.log.add(digest, 500)
+            self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+            return
+        messages = body["messages"]
+        n = int(body.get("n") or 1)
+        answer = scripted_answer(messages)
+        prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"} for i in range(n)
+        ]
+        srv.log.add(digest, 200)
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-{digest[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "scripted"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": n * len(answer.split()),
+                    "total_tokens": prompt_tokens + n * len(answer.split()),
+                },
+            },
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fault_rate: float, delay_s: float, retry_after_ms: int, seed: int):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fault_rate = fault_rate
+        self.delay_s = delay_s
+        self.retry_after_ms = retry_after_ms
+        self.log = Log()
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    def pick_fault(self) -> object:
+        with self._rng_lock:
+            if self._rng.random() >= self.fault_rate:
+                return None
+            return self._rng.choice([429, 500, "drop"])
+
+
+class OpenAITestServer:
+    """Context manager: a loopback server that shuts itself down after `max_lifetime_s`."""
+
+    def __init__(
+        self,
+        *,
+        fault_rate: float = 0.0,
+        delay_s: float = 0.0,
+        retry_after_ms: int = 30,
+        seed: int = 0,
+        max_lifetime_s: float = 900,
+    ):
+        self._server = _Server(fault_rate, delay_s, retry_after_ms, seed)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._timer = threading.Timer(max_lifetime_s, self._server.shutdown)
+        self._timer.daemon = True
+
+    @property
+    def log(self) -> Log:
+        return self._server.log
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> OpenAITestServer:
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self._server.shutdown()
+        self._server.server_close()
