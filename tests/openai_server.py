@@ -24,9 +24,9 @@ CAPITALS = {
 }
 
 
-def body_hash(body: dict) -> str:
-    """Identity of a request as the client sent it (the test's way to spot a re-sent call)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+def messages_hash(messages: list[dict[str, str]]) -> str:
+    """Identity of a request by its messages: the test's way to spot a re-sent call."""
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
 
 def scripted_answer(messages: list[dict[str, str]]) -> str:
@@ -43,7 +43,7 @@ def scripted_answer(messages: list[dict[str, str]]) -> str:
 
 @dataclass
 class Log:
-    """What the server saw, in order: (body hash, status or 'dropped', monotonic time)."""
+    """What the server saw, in order: (messages hash, status or 'dropped', monotonic time)."""
 
     entries: list[tuple[str, object, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
         else:
             self._send(404, {"error": {"message": "not found"}})
@@ -84,10 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
             return
-        digest = body_hash(body)
+        digest = messages_hash(body["messages"])
         srv = self.server
         if srv.delay_s:
             time.sleep(srv.delay_s)
@@ -173,6 +173,14 @@ class OpenAITestServer:
     @property
     def log(self) -> Log:
         return self._server.log
+
+    @property
+    def fault_rate(self) -> float:
+        return self._server.fault_rate
+
+    @fault_rate.setter
+    def fault_rate(self, value: float) -> None:
+        self._server.fault_rate = value
 
     @property
     def base_url(self) -> str:

@@ -29,15 +29,17 @@ class RichProgress:
         self.run_id: str | None = None
 
     def __enter__(self) -> RichProgress:
-        self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self.run_id is not None:
+            self._progress.stop()
 
     def start_run(self, run_id: str, directory: str) -> None:
+        """Draws nothing until a run really starts, so an input error prints only its one line."""
         self.run_id = run_id
         self.console.print(f"run [bold]{run_id}[/bold] -> {directory}")
+        self._progress.start()
 
     def start_arm(self, arm: str, total: int, done: int) -> None:
         self._rows[arm] = self._progress.add_task(arm, total=total, completed=done, errors=0, tokens=0, cost=0.0)

@@ -1,0 +1,106 @@
+"""The `hf:` backend on a tiny GPT-2 the test builds itself (no hub)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from conftest import write_capitals_task
+
+import tunewise
+from tunewise.experiment import RunOptions
+from tunewise.models.base import ChatRequest
+from tunewise.task import ModelSpec
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-gpt2")
+    specials = ["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+    bpe = ByteLevelBPETokenizer()
+    corpus = [f"What is the capital of Country{i}? The capital is City{i}." for i in range(300)]
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=specials)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|end|>", pad_token="<|end|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def spec(**kw) -> ModelSpec:
+    return ModelSpec(uri="hf:tiny", max_tokens=8, **kw)
+
+
+def requests(n: int) -> list[ChatRequest]:
+    return [
+        ChatRequest.from_messages(
+            [{"role": "system", "content": "Answer."}, {"role": "user", "content": f"What is the capital of Country{i}?" + " ok" * (i % 5)}],
+            max_tokens=8,
+        )
+        for i in range(n)
+    ]
+
+
+def test_chat_template_is_used(tiny_model):
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(tiny_model), spec())
+    text = model.render(requests(1)[0])
+    assert text.startswith("<|system|>Answer.<|end|><|user|>What is the capital")
+    assert text.endswith("<|assistant|>")
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_model):
+    from tunewise.models.hf_backend import HFModel
+
+    async def answers(batch_size: int) -> tuple[list[str], list[int]]:
+        model = HFModel(str(tiny_model), spec(batch_size=batch_size))
+        results = await asyncio.gather(*(model.complete(r) for r in requests(12)))
+        await model.aclose()
+        return [r[0].text for r in results], [r[0].tokens_in for r in results]
+
+    batched, batched_in = asyncio.run(answers(8))
+    single, single_in = asyncio.run(answers(1))
+    assert batched == single  # left padding must not change greedy answers
+    assert batched_in == single_in  # padding is not counted as input tokens
+    assert len(set(single_in)) > 1
+
+
+def test_sampling_is_reproducible_per_request(tiny_model):
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(tiny_model), spec())
+    request = ChatRequest.from_messages([{"role": "user", "content": "What is the capital of Country3?"}], temperature=1.0, max_tokens=8)
+    first = asyncio.run(model.complete(request, n=4))
+    again = asyncio.run(model.complete(request, n=4))
+    assert [c.text for c in first] == [c.text for c in again]
+    assert len({c.text for c in first}) > 1  # four samples, not one answer four times
+    assert first[0].tokens_in > 0 and all(c.tokens_in == 0 for c in first[1:])  # prompt counted once
+
+
+@pytest.mark.slow
+def test_run_on_hf_model(tmp_path, tiny_model):
+    task = write_capitals_task(tmp_path / "task", "http://unused", model={"uri": f"hf:{tiny_model}", "max_tokens": 8})
+    text = task.read_text()
+    task.write_text(text.replace("  base_url: http://unused\n", ""))
+    outcome = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
+    for arm in outcome.summary.arms:
+        assert arm.n == 32 and arm.errors == 0
+        assert arm.tokens_in > 10 and 0 < arm.tokens_out <= 8
+    few, zero = outcome.summary.arms[1], outcome.summary.arms[0]
+    assert few.tokens_in > zero.tokens_in
+    again = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs2", use_cache=False))
+    assert [a.score for a in again.summary.arms] == [a.score for a in outcome.summary.arms]

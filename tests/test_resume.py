@@ -1,0 +1,106 @@
+"""A run killed with SIGKILL at any moment resumes without re-sending a completed call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_capitals_task
+from openai_server import messages_hash
+
+import tunewise
+from tunewise.experiment import RunOptions
+
+
+def recorded_requests(db: Path) -> set[str]:
+    """Messages hashes of every response the client had stored in its cache."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT request FROM responses").fetchall()
+    finally:
+        conn.close()
+    return {
+        messages_hash([{"role": role, "content": content} for role, content in json.loads(r[0])["messages"]])
+        for r in rows
+    }
+
+
+def final_outputs(run_dir: Path) -> dict[tuple[str, str], tuple[str, float]]:
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    return {(r["arm"], r["example_id"]): (r["output"], r["score"]) for r in rows}
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tunewise.cli", *args]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [5, 37])
+def test_sigkill_midway_then_resume_equals_clean_run(tmp_path, server, kill_after):
+    server._server.delay_s = 0.01
+    task = write_capitals_task(tmp_path / "task", server.base_url)
+    clean = tunewise.run(task, RunOptions(runs_dir=tmp_path / "clean"))
+    server.log.entries.clear()
+
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(server.log.completed()) < kill_after and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(server.log.completed()) < 64, "the run finished before it could be killed"
+
+    (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
+    recorded = recorded_requests(runs / "tunewise.db")
+    sent_before = len(server.log.completed())
+    show = subprocess.run(cli("show", run_id, "--runs-dir", str(runs)), capture_output=True, text=True)
+    assert show.returncode == 0, show.stderr  # readable while half done
+
+    done = subprocess.run(cli("run", str(task), "--runs-dir", str(runs), "--resume", run_id), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    resent = server.log.completed()[sent_before:]
+    assert not set(resent) & recorded, "a call recorded before the kill was sent again"
+    counts: dict[str, int] = {}
+    for digest in server.log.completed():
+        counts[digest] = counts.get(digest, 0) + 1
+    duplicated = {d for d, c in counts.items() if c > 1}
+    assert not duplicated & recorded
+    assert len(duplicated) <= 4  # only calls in flight at the kill (max_concurrency) may repeat
+
+    assert final_outputs(runs / run_id) == final_outputs(clean.store.dir)
+    summary = json.loads((runs / run_id / "summary.json").read_text())
+    assert [a["n"] for a in summary["arms"]] == [32, 32]
+    assert json.loads((runs / run_id / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_torn_last_line_is_repaired_on_resume(tmp_path, server):
+    task = write_capitals_task(tmp_path / "task", server.base_url, arms=["zero_shot"])
+    runs = tmp_path / "runs"
+    first = tunewise.run(task, RunOptions(runs_dir=runs))
+    results = first.store.dir / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:10]) + lines[10][:25])  # killed while writing line 11
+    resumed = tunewise.run(task, RunOptions(runs_dir=runs, resume=first.store.run_id))
+    assert final_outputs(resumed.store.dir) == final_outputs(first.store.dir)
+    assert all(line.endswith("\n") for line in results.read_text().splitlines(keepends=True))
+    assert len(server.log.entries) == 32  # the 22 redone examples came from the cache
+
+
+def test_resume_refuses_a_changed_task(tmp_path, server):
+    task = write_capitals_task(tmp_path / "task", server.base_url, arms=["zero_shot"])
+    runs = tmp_path / "runs"
+    first = tunewise.run(task, RunOptions(runs_dir=runs))
+    task.write_text(task.read_text().replace("min_score: 0.7", "min_score: 0.9"))
+    r = subprocess.run(cli("run", str(task), "--runs-dir", str(runs), "--resume", first.store.run_id), capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {task}: the task or its data changed")
+    assert len(r.stderr.strip().splitlines()) == 1
