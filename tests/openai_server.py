@@ -84,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path != "/v1/chat/completions":
+        if self.path != "/v1/chat/completions" or "messages" not in body:
             self._send(404, {"error": {"message": "not found"}})
             return
         digest = messages_hash(body["messages"])
@@ -145,6 +145,13 @@ class _Server(ThreadingHTTPServer):
         self.log = Log()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (killed, interrupted) is expected here, not worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def pick_fault(self) -> object:
         with self._rng_lock:

@@ -104,3 +104,29 @@ def test_resume_refuses_a_changed_task(tmp_path, server):
     assert r.returncode == 2
     assert r.stderr.startswith(f"error: {task}: the task or its data changed")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, server):
+    server._server.delay_s = 0.05
+    task = write_capitals_task(tmp_path / "task", server.base_url)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while len(server.log.completed()) < 8 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err + out
+    (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
+    assert err.strip().splitlines()[-1] == f"interrupted: resume with `tunewise run {task} --resume {run_id}`"
+    manifest = json.loads((runs / run_id / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    recorded = recorded_requests(runs / "tunewise.db")
+    sent_before = len(server.log.completed())
+    done = subprocess.run(cli("run", str(task), "--runs-dir", str(runs), "--resume", run_id), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not set(server.log.completed()[sent_before:]) & recorded
+    assert len(server.log.completed()) <= 64 + 4  # at most the calls in flight at Ctrl-C were answered twice

@@ -48,7 +48,7 @@ def run(
             progress.__exit__()
             run_id = progress.run_id
             hint = f": resume with `tunewise run {task} --resume {run_id}`" if run_id else ""
-            console.print(f"interrupted{hint}")
+            console.print(f"interrupted{hint}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(130) from None
     if as_json:
         print(json.dumps(outcome.summary.model_dump(mode="json"), indent=2))
