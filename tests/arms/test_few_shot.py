@@ -37,7 +37,7 @@ def test_knn_picks_the_most_similar_and_never_the_same_input(tmp_path):
 
     context, example = make_context(tmp_path, TRAIN)
     arm = asyncio.run(_prepare(build_arm(FewShotParams(k=2, selector="knn"), context)))
-    chosen = [d.id for d in arm.select(example)]
+    chosen = [d.id for d in arm.demos.select(example)]
     assert "d" not in chosen
     assert chosen == ["e", "a"]  # most similar last, next to the question
 
@@ -47,8 +47,8 @@ def test_random_is_seeded_per_example(tmp_path):
 
     context, example = make_context(tmp_path, TRAIN)
     arm = asyncio.run(_prepare(build_arm(FewShotParams(k=3), context)))
-    picks = [d.id for d in arm.select(example)]
-    assert picks == [d.id for d in arm.select(example)]
+    picks = [d.id for d in arm.demos.select(example)]
+    assert picks == [d.id for d in arm.demos.select(example)]
     assert len(set(picks)) == 3 and "d" not in picks
-    per_example = {tuple(d.id for d in arm.select(Example(f"t{i}", "q?", "y", "test"))) for i in range(3, 13)}
+    per_example = {tuple(d.id for d in arm.demos.select(Example(f"t{i}", "q?", "y", "test"))) for i in range(3, 13)}
     assert len(per_example) > 1  # demonstrations vary across examples, not one fixed set
