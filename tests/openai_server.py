@@ -136,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 drops connections at concurrency 16
 
     def __init__(self, fault_rate: float, delay_s: float, retry_after_ms: int, seed: int):
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import write_capitals_task
+from capitals import write_capitals_task
 
 import tunewise
 from tunewise.experiment import RunOptions
@@ -93,3 +93,20 @@ def test_retry_errors_redoes_only_errored_examples(tmp_path, server):
     assert len(server.log.entries) - before == len(errored)
     assert resumed.summary.arms[0].errors == 0
     assert resumed.store.run_id == first.store.run_id
+
+
+def test_a_crashing_custom_metric_is_recorded_per_example(tmp_path, server):
+    task = write_capitals_task(tmp_path / "task", server.base_url, arms=[{"few_shot": {"k": 2}}])
+    (tmp_path / "task" / "picky.py").write_text(
+        "def score(prediction, target):\n"
+        "    if prediction.startswith('I do not'):\n"
+        "        raise ValueError('cannot score a refusal')\n"
+        "    return prediction == target\n"
+    )
+    task.write_text(task.read_text().replace("metric: exact", "metric: python:picky:score"))
+    outcome = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
+    rows = list(outcome.store.latest().values())
+    failed = [r for r in rows if r.error]
+    assert failed and all(r.error == "metric failed: ValueError: cannot score a refusal" for r in failed)
+    assert all(r.output.startswith("I do not") and r.score == 0.0 for r in failed)
+    assert outcome.summary.arms[0].errors == len(failed) < len(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_capitals_task
+from capitals import write_capitals_task
 
 import tunewise
 from tunewise.experiment import RunOptions

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_capitals_task
+from capitals import write_capitals_task
 from openai_server import messages_hash
 
 import tunewise

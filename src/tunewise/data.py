@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,19 +47,19 @@ class Dataset:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
 
 
-def _decode_lines(path: Path) -> Iterator[tuple[int, str]]:
+def _decode(path: Path) -> str:
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(f"not valid UTF-8 (byte {e.start})", file=path, line=line) from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        yield number, line
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _decode_lines(path):
+    # Only "\n" ends a line: JSON strings may hold U+2028 and friends, which str.splitlines() splits on.
+    for number, line in enumerate(_decode(path).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -71,8 +72,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    lines = [line for _, line in _decode_lines(path)]
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
     try:
         for row in reader:
             if None in row:
@@ -121,16 +121,16 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def compile_template(source: str) -> jinja2.Template:
+    """The input template; undefined fields are errors, not silently empty."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return env.from_string(source)
+
+
 class _InputRenderer:
     def __init__(self, spec: DataSpec):
         self.fields = spec.input_fields
-        self.template = None
-        if spec.template:
-            env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-            try:
-                self.template = env.from_string(spec.template)
-            except jinja2.TemplateSyntaxError as e:
-                raise InputError(f"data.template: invalid Jinja2 template: {e.message}") from None
+        self.template = compile_template(spec.template) if spec.template else None
 
     def __call__(self, row: dict[str, Any]) -> str:
         if self.template is not None:

@@ -108,6 +108,9 @@ async def arun(task: Task | str | Path, options: RunOptions | None = None) -> Ru
     if not isinstance(task, Task):
         task = load_task(task)
     dataset = load_dataset(task)
+    for i, params in enumerate(task.arms):
+        if params.needs_train and not dataset.train:
+            raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
     metric = task.metric.build(task.base_dir)
     store = _open_store(task, options, dataset.sizes)
     if options.progress:

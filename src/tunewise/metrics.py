@@ -7,11 +7,13 @@ for your own (called as function(prediction, target) -> float | bool).
 
 from __future__ import annotations
 
-import importlib
+import hashlib
+import importlib.util
 import json
 import re
 import string
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +24,13 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 Metric = Callable[[str, str], float]
 
 BUILTIN = ("exact", "normalized", "f1", "contains", "regex", "json")
-_PUNCT = str.maketrans("", "", string.punctuation)
+def _is_punctuation(ch: str) -> bool:
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P")
 
 
 def normalize(text: str) -> str:
-    """Lower-case, drop punctuation, collapse whitespace."""
-    return " ".join(text.lower().translate(_PUNCT).split())
+    """Lower-case, drop punctuation (ASCII and Unicode), collapse whitespace."""
+    return " ".join("".join(" " if _is_punctuation(ch) else ch for ch in text.lower()).split())
 
 
 def exact(prediction: str, target: str) -> float:
@@ -51,7 +54,8 @@ def f1(prediction: str, target: str) -> float:
 
 
 def contains(prediction: str, target: str) -> float:
-    return float(normalize(target) in normalize(prediction))
+    """The normalized target appears in the prediction as whole words ("no" is not in "know")."""
+    return float(f" {normalize(target)} " in f" {normalize(prediction)} ")
 
 
 def regex_metric(pattern: str) -> Metric:
@@ -60,9 +64,8 @@ def regex_metric(pattern: str) -> Metric:
 
     def score(prediction: str, target: str) -> float:
         m = compiled.search(prediction)
-        if not m:
-            return 0.0
-        return normalized(m.group(1) if compiled.groups else m.group(0), target)
+        extracted = (m.group(1) if compiled.groups else m.group(0)) if m else None
+        return 0.0 if extracted is None else normalized(extracted, target)
 
     return score
 
@@ -82,6 +85,17 @@ def parse_json_answer(text: str) -> Any:
         return None
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality where true is not 1 (Python's == says it is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 def json_metric(fields: list[str] | None = None) -> Metric:
     """Fraction of the target's fields (or the named ones) the prediction gets equal."""
 
@@ -89,26 +103,45 @@ def json_metric(fields: list[str] | None = None) -> Metric:
         gold = parse_json_answer(target)
         pred = parse_json_answer(prediction)
         if not isinstance(gold, dict):
-            return float(pred == gold and pred is not None)
+            return float(pred is not None and json_equal(pred, gold))
         if not isinstance(pred, dict):
             return 0.0
         keys = fields or list(gold)
         if not keys:
-            return float(pred == gold)
-        return sum(pred.get(k) == gold.get(k) for k in keys) / len(keys)
+            return float(json_equal(pred, gold))
+        return sum(k in pred and json_equal(pred[k], gold.get(k)) for k in keys) / len(keys)
 
     return score
+
+
+def _import_module(module_name: str, base_dir: Path | None) -> Any:
+    """A module next to the task file wins, loaded under a name unique to its path (two tasks may
+    each have their own `scorer.py`); otherwise an installed module."""
+    local = base_dir / f"{module_name.replace('.', '/')}.py" if base_dir is not None else None
+    if local is None or not local.is_file():
+        return importlib.import_module(module_name)
+    unique = f"_tunewise_metric_{hashlib.sha256(str(local.resolve()).encode()).hexdigest()[:12]}_{module_name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, local)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
 
 
 def _import_function(ref: str, base_dir: Path | None) -> Callable[..., Any]:
     _, module_name, func_name = (ref.split(":", 2) + ["", ""])[:3]
     if not module_name or not func_name:
         raise ValueError(f"custom metric must be python:module:function, got '{ref}'")
-    if base_dir is not None and str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
-    except Exception as e:
+        module = _import_module(module_name, base_dir)
+    except Exception as e:  # noqa: BLE001 - any failure to import is the user's to see
         raise ValueError(f"cannot import metric module '{module_name}': {e}") from None
     func = getattr(module, func_name, None)
     if not callable(func):

@@ -69,10 +69,14 @@ async def evaluate_arm(
             lm = caller.for_example(arm.name, example.id)
             try:
                 answer = await arm.answer(example, lm)
-                output, error, meta = answer.text, None, answer.meta
-                score = score_answer(metric, output, example.target)
+                output, error, meta, score = answer.text, None, answer.meta, 0.0
             except ModelCallError as e:
                 output, error, meta, score = "", str(e), {}, 0.0
+            else:
+                try:
+                    score = score_answer(metric, output, example.target)
+                except Exception as e:  # noqa: BLE001 - a custom metric's bug is recorded, not fatal
+                    error = f"metric failed: {type(e).__name__}: {e}"
             u = lm.usage
             result = Result(
                 arm=arm.name,

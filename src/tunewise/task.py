@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tunewise.arms import ARM_NAMES, AnyArmParams
 from tunewise.errors import InputError
 from tunewise.metrics import MetricSpec
-from tunewise.yaml_lines import load_yaml
+from tunewise.yaml_lines import LocatedYaml, load_yaml
 
 
 class _Strict(BaseModel):
@@ -54,6 +56,18 @@ class DataSpec(_Strict):
     def _non_empty_input(cls, v: str | list[str]) -> str | list[str]:
         if isinstance(v, list) and not v:
             raise ValueError("needs at least one field")
+        return v
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            from tunewise.data import compile_template
+
+            try:
+                compile_template(v)
+            except jinja2.TemplateSyntaxError as e:
+                raise ValueError(f"invalid Jinja2 template: {e.message}") from None
         return v
 
     @property
@@ -117,6 +131,7 @@ class Task(_Strict):
     seed: int = 0
 
     _path: Path | None = PrivateAttr(None)
+    _located: LocatedYaml | None = PrivateAttr(None)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -139,19 +154,27 @@ class Task(_Strict):
             out.append(item)
         return out
 
-    @model_validator(mode="after")
-    def _unique_arm_names(self) -> Task:
+    @field_validator("arms")
+    @classmethod
+    def _unique_arm_names(cls, arms: list[Any]) -> list[Any]:
         seen: set[str] = set()
-        for arm in self.arms:
+        for i, arm in enumerate(arms):
             if arm.label in seen:
-                raise ValueError(f"two arms are named '{arm.label}': give one a distinct `name:`")
+                raise PydanticCustomError(
+                    "duplicate_arm", "two arms are named '{name}': give one a distinct `name:`", {"name": arm.label, "index": i}
+                )
             seen.add(arm.label)
-        return self
+        return arms
 
     @property
     def path(self) -> Path | None:
         """The task file this spec was read from (None when built in code)."""
         return self._path
+
+    def error(self, message: str, *loc: str | int) -> InputError:
+        """An InputError pointing at the task file and, when it was read from one, the line of `loc`."""
+        line = self._located.line_of(loc) if self._located else None
+        return InputError(message, file=self._path, line=line)
 
     @property
     def base_dir(self) -> Path:
@@ -191,10 +214,16 @@ def load_task(path: str | Path) -> Task:
     try:
         task = Task.model_validate(located.data, context={"base_dir": path.parent})
     except ValidationError as e:
-        err = e.errors()[0]
+        # The first error in file order; a missing field (no line of its own) only when nothing else is wrong.
+        err = min(
+            e.errors(),
+            key=lambda er: (er["type"] == "missing", located.line_of(tuple(er["loc"])) or 0),
+        )
         loc = tuple(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if err["type"] == "duplicate_arm":
+            loc = (*loc, err["ctx"]["index"])
+        elif err["type"] == "missing":
             msg = f"missing required field '{loc[-1]}'"
             loc = loc[:-1]
         elif err["type"] == "extra_forbidden":
@@ -205,4 +234,5 @@ def load_task(path: str | Path) -> Task:
             msg = f"{_pretty_loc(loc)}: {msg}"
         raise InputError(msg, file=path, line=located.line_of(loc)) from None
     task._path = path
+    task._located = located
     return task

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import write_capitals_task
+from capitals import write_capitals_task
 
 import tunewise
 from tunewise.experiment import RunOptions

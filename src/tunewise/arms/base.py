@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,8 @@ class ArmParams(BaseModel):
     """Parameters common to every arm; each arm adds its own and a literal `arm` tag."""
 
     model_config = ConfigDict(extra="forbid")
+
+    needs_train: ClassVar[bool] = False
 
     arm: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -10,8 +10,6 @@ import hashlib
 import random
 from typing import TYPE_CHECKING, Literal
 
-from tunewise.errors import InputError
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -24,10 +22,8 @@ Selector = Literal["random", "knn"]
 class DemoSelector:
     """Picks k demonstrations for each test example."""
 
-    def __init__(self, context: ArmContext, *, k: int, selector: Selector, arm_name: str):
+    def __init__(self, context: ArmContext, *, k: int, selector: Selector):
         self.pool = context.dataset.train
-        if not self.pool:
-            raise InputError(f"arm '{arm_name}' needs train examples, but the train split is empty")
         self.k = k
         self.seed = context.task.seed
         self.vectors: np.ndarray | None = None

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 class FewShotParams(ArmParams):
+    needs_train = True
+
     arm: Literal["few_shot"] = "few_shot"
     k: int = Field(4, ge=1, le=64, description="demonstrations per prompt")
     selector: Selector = "random"
@@ -25,7 +27,7 @@ class FewShotArm(Arm):
     params: FewShotParams
 
     async def prepare(self) -> None:
-        self.demos = DemoSelector(self.context, k=self.params.k, selector=self.params.selector, arm_name=self.name)
+        self.demos = DemoSelector(self.context, k=self.params.k, selector=self.params.selector)
 
     async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
         demos = self.demos.select(example)
