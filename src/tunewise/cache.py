@@ -6,9 +6,7 @@ A hit returns the original latency and cost; callers count hits apart from fresh
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import asdict
 
 from tunewise.models.base import ChatRequest, Completion
 
@@ -37,7 +35,7 @@ class ResponseCache:
                 key,
                 sample,
                 model_id,
-                json.dumps(asdict(request), ensure_ascii=False),
+                request.json,
                 completion.text,
                 completion.tokens_in,
                 completion.tokens_out,

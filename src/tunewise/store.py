@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class RunStore:
     def append(self, result: Result) -> None:
         if self._results is None:
             self._results = (self.dir / RESULTS).open("a", encoding="utf-8")
-        self._results.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        self._results.write(json.dumps(vars(result), ensure_ascii=False) + "\n")
         self._results.flush()
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 from tunewise.prompt import Message
@@ -26,10 +27,20 @@ class ChatRequest:
     def message_dicts(self) -> list[Message]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
+    @cached_property
+    def json(self) -> str:
+        """The request as sorted JSON: what the cache stores and hashes."""
+        payload = {
+            "messages": [list(m) for m in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
+        return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
     def cache_key(self, model_id: str) -> str:
         """sha256 of the model id and the sorted-JSON request; holds no endpoint or key."""
-        payload = {"model": model_id, **asdict(self)}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(f"{model_id}\n{self.json}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import jinja2
@@ -10,10 +11,15 @@ from tunewise.decide import Summary
 from tunewise.report.markdown import HEADER, arm_rows
 
 
-def render_html(summary: Summary, manifest: dict[str, Any]) -> str:
-    env = jinja2.Environment(
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("tunewise.report", "templates"), autoescape=jinja2.select_autoescape(["j2"])
     )
+
+
+def render_html(summary: Summary, manifest: dict[str, Any]) -> str:
+    env = _environment()
     headers = [h.strip() for h in HEADER.strip("|").split("|")]
     return env.get_template("report.html.j2").render(
         summary=summary, manifest=manifest, headers=headers, rows=arm_rows(summary)
