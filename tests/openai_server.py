@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -30,9 +31,16 @@ def messages_hash(messages: list[dict[str, str]]) -> str:
 
 
 def scripted_answer(messages: list[dict[str, str]]) -> str:
-    """The scripted model: bare answer after demonstrations, a sentence without; 1 in 8 unknown."""
+    """The scripted model: bare answer after demonstrations, a sentence without; 1 in 8 unknown.
+    Given retrieved context that states the capital, it answers from the context."""
     question = messages[-1]["content"]
+    context = ""
+    if question.startswith("Context:\n"):
+        context, _, question = question.partition("\n\nInput:\n")
     country = question.rsplit(" ", 1)[-1].rstrip("?")
+    stated = re.search(rf"capital of {re.escape(country)} is (\w+)", context)
+    if stated:
+        return stated.group(1)
     capital = CAPITALS.get(country)
     if capital is None or int(hashlib.md5(country.encode()).hexdigest(), 16) % 8 == 0:
         return "I do not know."

@@ -28,6 +28,7 @@ def run(
     resume: Annotated[Optional[str], typer.Option(help="Continue this run instead of starting a new one.")] = None,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: redo examples that errored.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every call to the model (answers are still recorded).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable documents (listed in the report).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
@@ -40,7 +41,12 @@ def run(
     console = Console(stderr=True)
     with RichProgress(console) as progress:
         options = RunOptions(
-            runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache, progress=progress
+            runs_dir=runs_dir,
+            resume=resume,
+            retry_errors=retry_errors,
+            use_cache=not no_cache,
+            skip_bad=skip_bad,
+            progress=progress,
         )
         try:
             outcome = run_task(task, options)
@@ -55,6 +61,42 @@ def run(
         return
     _print_summary(outcome.summary)
     typer.echo(f"report: {outcome.store.dir / 'report.md'}")
+
+
+@app.command()
+def index(
+    target: Annotated[Path, typer.Argument(help="A task file (its `knowledge:`) or a folder of documents.")],
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable documents and list them.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Build or update the retrieval index; unchanged documents are not embedded again."""
+    from rich.console import Console
+
+    from tunewise.db import connect
+    from tunewise.errors import InputError
+    from tunewise.knowledge.task_index import build_index, build_task_index
+    from tunewise.progress import StepProgress
+    from tunewise.task import KnowledgeSpec, load_task
+
+    db = connect(runs_dir / "tunewise.db")
+    with StepProgress(Console(stderr=True), "embedding") as bar:
+        if target.is_dir():
+            built = build_index(
+                [target.resolve()], KnowledgeSpec(paths=[target]), name=target.resolve().name, db=db,
+                runs_dir=runs_dir, skip_bad=skip_bad, progress=bar.update,
+            )
+        elif target.is_file():
+            built = build_task_index(load_task(target), db, runs_dir, skip_bad=skip_bad, progress=bar.update)
+        else:
+            raise InputError("no such task file or folder", file=target)
+    stats = built.stats
+    typer.echo(
+        f"{built.index.directory}: {stats.documents} documents, {stats.chunks} chunks; "
+        f"{stats.added_docs} added, {stats.changed_docs} changed, {stats.removed_docs} removed, "
+        f"{stats.unchanged_docs} unchanged; {stats.embedded} chunks embedded now"
+    )
+    for skipped in built.loaded.skipped:
+        typer.echo(f"skipped {skipped.path}: {skipped.reason}")
 
 
 @app.command()
@@ -87,6 +129,63 @@ def show(
         print(json.dumps(summary.model_dump(mode="json"), indent=2))
         return
     _print_summary(summary, status=store.manifest.get("status"))
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="Small lab model, 40 test examples per task (for tests).")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Build (or reuse) the offline lab and run every arm on its tasks: no network, no API key."""
+    import asyncio
+
+    from rich.console import Console
+
+    from tunewise.demo import arun_demo
+    from tunewise.progress import RichProgress, TrainingProgress
+
+    console = Console(stderr=True)
+    with TrainingProgress(console, "lab model") as training, RichProgress(console) as progress:
+        result = asyncio.run(arun_demo(runs_dir=runs_dir, quick=quick, progress=progress, on_training=training.update))
+    typer.echo(f"lab world: {result.world}")
+    typer.echo(f"lab model: {result.model}")
+    for outcome in result.outcomes:
+        summary = outcome.summary
+        rec = summary.recommendation
+        scores = ", ".join(f"{a.name} {a.score:.2f} [{a.ci[0]:.2f}, {a.ci[1]:.2f}]" for a in summary.arms)
+        typer.echo(f"{summary.task}: recommend {rec.arm} ({scores})")
+        typer.echo(f"  report: {outcome.store.dir / 'report.html'}")
+
+
+lab_app = typer.Typer(help="Build lab worlds and lab models (the offline ground truth).", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("world")
+def lab_world(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, byte-identical world.")] = 0,
+) -> None:
+    """Write a lab world: documents, and task files with their data."""
+    from tunewise.lab import build_world
+
+    typer.echo(build_world(seed, out))
+
+
+@lab_app.command("model")
+def lab_model(
+    world: Annotated[Path, typer.Option("--world", help="A folder written by `tunewise lab world`.")],
+    quick: Annotated[bool, typer.Option("--quick", help="A small model in about a minute (for tests).")] = False,
+) -> None:
+    """Train (or reuse from the cache) the lab model of a world; prints its folder (an hf: model)."""
+    from rich.console import Console
+
+    from tunewise.lab import build_model
+    from tunewise.progress import TrainingProgress
+
+    with TrainingProgress(Console(stderr=True), "lab model") as training:
+        path = build_model(world, quick=quick, progress=training.update)
+    typer.echo(path)
 
 
 def _print_summary(summary: Summary, status: str | None = None) -> None:

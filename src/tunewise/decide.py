@@ -32,6 +32,9 @@ class ArmSummary(BaseModel):
     calls: int
     cached_calls: int
     fresh_cost: float
+    recall_at_k: float | None = None
+    mrr: float | None = None
+    retrieval_k: int | None = None
 
 
 class Recommendation(BaseModel):
@@ -73,6 +76,7 @@ def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0) -> Arm
     latencies = [r.latency_ms for r in rows if r.error is None] or [0.0]
     lo, hi = bootstrap_ci(scores, seed=seed)
     mean = (lambda xs: float(np.mean(xs)) if n else 0.0)
+    retrieval = [r.meta["retrieval"] for r in rows if "retrieval" in r.meta]
     return ArmSummary(
         name=name,
         score=mean(scores),
@@ -87,6 +91,9 @@ def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0) -> Arm
         calls=sum(r.calls for r in rows),
         cached_calls=sum(r.cached_calls for r in rows),
         fresh_cost=sum(r.fresh_cost for r in rows),
+        recall_at_k=float(np.mean([x["recall"] for x in retrieval])) if retrieval else None,
+        mrr=float(np.mean([x["rr"] for x in retrieval])) if retrieval else None,
+        retrieval_k=max(x["k"] for x in retrieval) if retrieval else None,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tunewise import __version__
 from tunewise.arms import ArmContext, build_arm
 from tunewise.cache import ResponseCache
 from tunewise.caller import ModelCaller, Prices
-from tunewise.data import load_dataset
+from tunewise.data import Dataset, load_dataset
 from tunewise.db import connect
 from tunewise.decide import Summary, recommend, summarize_arm
 from tunewise.errors import InputError
@@ -34,6 +35,7 @@ class RunOptions:
     resume: str | None = None
     retry_errors: bool = False
     use_cache: bool = True
+    skip_bad: bool = False
     db_path: Path | None = None
     progress: ProgressSink | None = field(default=None, repr=False)
 
@@ -102,61 +104,86 @@ def _open_store(task: Task, options: RunOptions, sizes: dict[str, int]) -> RunSt
     return store
 
 
+def _check_arms(task: Task, dataset: Dataset) -> None:
+    """What the arms need and the task lacks, found before anything is started or paid for."""
+    for i, params in enumerate(task.arms):
+        if params.needs_train and not dataset.train:
+            raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
+        if params.needs_knowledge and task.knowledge is None:
+            raise task.error(f"arm '{params.label}' retrieves, but the task has no `knowledge:` documents", "arms", i)
+
+
+async def _evaluate_arms(
+    task: Task, dataset: Dataset, context: ArmContext, caller: ModelCaller, store: RunStore, options: RunOptions
+) -> None:
+    metric = task.metric.build(task.base_dir)
+    done = store.latest()
+    for params in task.arms:
+        arm = build_arm(params, context)
+        todo = [
+            e
+            for e in dataset.test
+            if (arm.name, e.id) not in done or (options.retry_errors and done[(arm.name, e.id)].error)
+        ]
+        if options.progress:
+            options.progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
+        if not todo:
+            continue
+        await arm.prepare()
+        await evaluate_arm(
+            arm,
+            todo,
+            caller=caller,
+            metric=metric,
+            store=store,
+            concurrency=max(task.model.max_concurrency, task.model.batch_size),
+            progress=options.progress,
+        )
+
+
 async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
-    """Evaluate every arm of `task` on its test split and write summary.json and the reports."""
+    """Evaluate every arm of `task` on its test split and write summary.json and the reports.
+
+    Input errors surface before the run folder is made; after that, whatever happens, the manifest
+    says whether the run completed or was interrupted, and everything recorded stays recorded.
+    """
     options = options or RunOptions()
     if not isinstance(task, Task):
         task = load_task(task)
     dataset = load_dataset(task)
-    for i, params in enumerate(task.arms):
-        if params.needs_train and not dataset.train:
-            raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
-    metric = task.metric.build(task.base_dir)
-    store = _open_store(task, options, dataset.sizes)
-    if options.progress:
-        options.progress.start_run(store.run_id, str(store.dir))
-    db = connect(options.database)
-    model = open_model(task.model, task.base_dir)
-    caller = ModelCaller(
-        model,
-        ResponseCache(db),
-        prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
-        run_id=store.run_id,
-        temperature=task.model.temperature,
-        max_tokens=task.model.max_tokens,
-        read_cache=options.use_cache,
-    )
-    context = ArmContext(task=task, dataset=dataset, db=db)
-    status = "interrupted"
-    try:
-        done = store.latest()
-        for params in task.arms:
-            arm = build_arm(params, context)
-            todo = [
-                e
-                for e in dataset.test
-                if (arm.name, e.id) not in done or (options.retry_errors and done[(arm.name, e.id)].error)
-            ]
-            if options.progress:
-                options.progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
-            if not todo:
-                continue
-            await arm.prepare()
-            await evaluate_arm(
-                arm,
-                todo,
-                caller=caller,
-                metric=metric,
-                store=store,
-                concurrency=max(task.model.max_concurrency, task.model.batch_size),
-                progress=options.progress,
-            )
-        status = "complete"
-    finally:
-        store.close()
-        await model.aclose()
-        store.update_manifest(status=status, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        db.close()
+    _check_arms(task, dataset)
+    async with AsyncExitStack() as cleanup:
+        db = connect(options.database)
+        cleanup.callback(db.close)
+        knowledge = None
+        if any(params.needs_knowledge for params in task.arms):
+            from tunewise.knowledge.task_index import build_task_index
+
+            knowledge = build_task_index(task, db, options.runs_dir, skip_bad=options.skip_bad)
+        model = open_model(task.model, task.base_dir)
+        cleanup.push_async_callback(model.aclose)
+        store = _open_store(task, options, dataset.sizes)
+        cleanup.callback(store.close)
+        if knowledge is not None:
+            store.update_manifest(knowledge=knowledge.describe())
+        if options.progress:
+            options.progress.start_run(store.run_id, str(store.dir))
+        caller = ModelCaller(
+            model,
+            ResponseCache(db),
+            prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
+            run_id=store.run_id,
+            temperature=task.model.temperature,
+            max_tokens=task.model.max_tokens,
+            read_cache=options.use_cache,
+        )
+        context = ArmContext(task=task, dataset=dataset, db=db, knowledge=knowledge.index if knowledge else None)
+        status = "interrupted"
+        try:
+            await _evaluate_arms(task, dataset, context, caller, store, options)
+            status = "complete"
+        finally:
+            store.update_manifest(status=status, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     summary = summary_of(store)
     write_reports(store, summary)
     return RunOutcome(summary=summary, store=store)

@@ -54,3 +54,38 @@ class RichProgress:
             tokens=fields["tokens"] + result.tokens_in + result.tokens_out,
             cost=fields["cost"] + result.fresh_cost,
         )
+
+
+class StepProgress:
+    """A bar for a long loop (embedding, training): shown only once work starts; `update(done, total)`."""
+
+    def __init__(self, console: Console, label: str, *extra: TextColumn):
+        self._progress = Progress(
+            TextColumn(f"[bold]{label:<16}"), BarColumn(), MofNCompleteColumn(), *extra, TimeElapsedColumn(),
+            console=console,
+        )
+        self._row: Any = None
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._row is not None:
+            self._progress.stop()
+            self._row = None
+
+    def update(self, done: int, total: int, **fields: float) -> None:
+        if self._row is None:
+            self._progress.start()
+            self._row = self._progress.add_task("work", total=total, **fields)
+        self._progress.update(self._row, completed=done, total=total, **fields)
+
+
+class TrainingProgress(StepProgress):
+    """Training steps with the latest loss."""
+
+    def __init__(self, console: Console, label: str):
+        super().__init__(console, label, TextColumn("loss {task.fields[loss]:.3f}"))
+
+    def update(self, step: int, total: int, loss: float) -> None:  # type: ignore[override]
+        super().update(step, total, loss=loss)

@@ -10,10 +10,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from tunewise.arms.base import Arm
+from tunewise.arms.base import Arm, Retrieved
 from tunewise.caller import ModelCaller
 from tunewise.data import Example
 from tunewise.errors import ModelCallError
+from tunewise.knowledge.evaluation import answer_hit, recall_at_k, reciprocal_rank
 from tunewise.metrics import Metric
 from tunewise.store import Result, RunStore
 
@@ -44,6 +45,18 @@ def score_answer(metric: Metric, output: str, target: str) -> float:
     return min(1.0, max(0.0, float(metric(output, target))))
 
 
+def score_retrieval(retrieved: Sequence[Retrieved], example: Example) -> dict[str, object]:
+    """recall@k and reciprocal rank against the example's gold documents, or, lacking those, whether a
+    retrieved passage contains the gold answer."""
+    doc_ids = [r.doc_id for r in retrieved]
+    k = len(doc_ids)
+    if example.gold_docs:
+        recall = recall_at_k(doc_ids, example.gold_docs, k) if k else 0.0
+        return {"k": k, "by": "gold_docs", "recall": recall, "rr": reciprocal_rank(doc_ids, example.gold_docs)}
+    rank = answer_hit([r.text for r in retrieved], example.target)
+    return {"k": k, "by": "answer", "recall": float(rank is not None), "rr": 1.0 / rank if rank else 0.0}
+
+
 async def evaluate_arm(
     arm: Arm,
     examples: Sequence[Example],
@@ -70,6 +83,8 @@ async def evaluate_arm(
             try:
                 answer = await arm.answer(example, lm)
                 output, error, meta, score = answer.text, None, answer.meta, 0.0
+                if answer.retrieved is not None:
+                    meta = {**meta, "retrieval": score_retrieval(answer.retrieved, example)}
             except ModelCallError as e:
                 output, error, meta, score = "", str(e), {}, 0.0
             else:

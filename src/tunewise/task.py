@@ -108,6 +108,22 @@ class ModelSpec(_Strict):
         return self.uri.partition(":")[2]
 
 
+class KnowledgeSpec(_Strict):
+    """Documents the retrieval arms search: files or folders, and how they are chunked."""
+
+    paths: list[Path] = Field(min_length=1, description="files or folders, relative to the task file")
+    chunk_size: int = Field(200, ge=16, le=8192, description="word pieces per chunk (MiniLM reads 256)")
+    chunk_overlap: int = Field(32, ge=0, description="word pieces of whole sentences repeated between chunks")
+    skip_bad: bool = Field(False, description="skip unreadable documents (listed in the report) instead of failing")
+    max_file_mb: float = Field(20, gt=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KnowledgeSpec:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+
 class Requirements(_Strict):
     """What the builder needs from the chosen arm."""
 
@@ -126,6 +142,7 @@ class Task(_Strict):
     instructions: str = ""
     metric: MetricSpec
     model: ModelSpec
+    knowledge: KnowledgeSpec | None = None
     arms: list[AnyArmParams] = Field(min_length=1)
     requirements: Requirements = Requirements()
     seed: int = 0

@@ -6,17 +6,22 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from tunewise.arms.base import Answer, Arm, ArmContext, ArmParams
+from tunewise.arms.base import Answer, Arm, ArmContext, ArmParams, Retrieved
 from tunewise.arms.few_shot import FewShotArm, FewShotParams
+from tunewise.arms.rag import FewShotRagArm, FewShotRagParams, RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm, ZeroShotParams
 
 ARMS: dict[str, tuple[type[ArmParams], type[Arm]]] = {
     "zero_shot": (ZeroShotParams, ZeroShotArm),
     "few_shot": (FewShotParams, FewShotArm),
+    "rag": (RagParams, RagArm),
+    "few_shot_rag": (FewShotRagParams, FewShotRagArm),
 }
 ARM_NAMES = tuple(ARMS)
 
-AnyArmParams = Annotated[Union[ZeroShotParams, FewShotParams], Field(discriminator="arm")]
+AnyArmParams = Annotated[
+    Union[ZeroShotParams, FewShotParams, RagParams, FewShotRagParams], Field(discriminator="arm")
+]
 
 
 def build_arm(params: ArmParams, context: ArmContext) -> Arm:
@@ -24,4 +29,14 @@ def build_arm(params: ArmParams, context: ArmContext) -> Arm:
     return ARMS[params.arm][1](params, context)
 
 
-__all__ = ["ARMS", "ARM_NAMES", "AnyArmParams", "Answer", "Arm", "ArmContext", "ArmParams", "build_arm"]
+__all__ = [
+    "ARMS",
+    "ARM_NAMES",
+    "AnyArmParams",
+    "Answer",
+    "Arm",
+    "ArmContext",
+    "ArmParams",
+    "Retrieved",
+    "build_arm",
+]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from tunewise.caller import ExampleCaller
     from tunewise.data import Dataset, Example
+    from tunewise.knowledge.index import KnowledgeIndex
     from tunewise.task import Task
 
 
@@ -25,6 +26,7 @@ class ArmParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     needs_train: ClassVar[bool] = False
+    needs_knowledge: ClassVar[bool] = False
 
     arm: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -35,21 +37,34 @@ class ArmParams(BaseModel):
         return self.name or self.arm
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """A passage an arm put in front of the model, by document."""
+
+    doc_id: str
+    text: str
+
+
 @dataclass
 class Answer:
-    """An arm's final answer to one example, plus what it wants recorded (e.g. demo ids)."""
+    """An arm's final answer to one example, what it retrieved (the runner scores retrieval too),
+    and what it wants recorded (e.g. demo ids)."""
 
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    retrieved: list[Retrieved] | None = None
 
 
 @dataclass
 class ArmContext:
-    """What an arm may use to prepare: the task, its splits (never the test answers) and the database."""
+    """What an arm may use: the task, its splits, the database and, when the task has documents, their index.
+
+    Arms must not read the targets of test examples; only the runner does, to score."""
 
     task: Task
     dataset: Dataset
     db: sqlite3.Connection
+    knowledge: KnowledgeIndex | None = None
 
 
 class Arm(ABC):

