@@ -1,0 +1,65 @@
+"""The lab: an offline world with known truth and a tiny model built from it, tunewise's embedded default.
+
+The world says which rung each task needs (facts -> retrieval, format -> few-shot, skill -> fine-tuning,
+mixed -> some of each); the model is pretrained on the world's known half only. Heavy imports stay inside
+the functions, so importing tunewise.lab is cheap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["build_model", "build_world", "default_world_dir", "resolve_model"]
+
+DEFAULT_SEED = 0
+
+
+def build_world(seed: int, out: Path) -> Path:
+    """Writes the world for `seed` to `out` (docs/, tasks/, world.json) and returns it; same seed, same bytes."""
+    from tunewise.lab.worlddir import write_world
+
+    return write_world(seed, Path(out))
+
+
+def build_model(
+    world: Path, *, quick: bool = False, progress: Callable[[int, int, float], None] | None = None
+) -> Path:
+    """The HF model dir of `world`'s lab model, trained and cached on first use; progress(step, total, loss)."""
+    from tunewise.lab.model import build_model as build
+
+    return build(Path(world), quick=quick, progress=progress)
+
+
+def default_world_dir() -> Path:
+    """The default world (seed 0) under the cache root, generated on first use."""
+    from tunewise.lab.cache import lab_dir
+    from tunewise.lab.world import GENERATOR_VERSION
+    from tunewise.lab.worlddir import WORLD_FILE, write_world
+
+    target = lab_dir() / f"world-seed{DEFAULT_SEED}-v{GENERATOR_VERSION}"
+    if not (target / WORLD_FILE).is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="world-", dir=target.parent))
+        try:
+            write_world(DEFAULT_SEED, staging)
+            try:
+                staging.rename(target)
+            except OSError:
+                if not (target / WORLD_FILE).is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model(spec: str, base_dir: Path) -> Path:
+    """Model dir for the URI `lab:<spec>`: a world dir (absolute or relative to base_dir), or 'default'/''."""
+    if spec.strip() in ("", "default"):
+        world = default_world_dir()
+    else:
+        path = Path(spec).expanduser()
+        world = path if path.is_absolute() else Path(base_dir) / path
+    return build_model(world.resolve())

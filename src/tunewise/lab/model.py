@@ -1,0 +1,218 @@
+"""Trains the lab's tiny GPT-2-style model on the world's pretraining stream and caches it as an HF model dir."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tunewise.lab.cache import lab_dir
+from tunewise.lab.corpus import Corpus
+from tunewise.lab.tokenizer import END, train_tokenizer, render
+from tunewise.lab.world import GENERATOR_VERSION, World, generate_world
+from tunewise.lab.worlddir import content_hash, read_world_meta
+from tunewise.prompt import Message
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+BUILDER_VERSION = "1"
+PROMPT_WEIGHT = 0.5
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Size and schedule of one build; `quick` trades quality for a build of well under a minute."""
+
+    steps: int
+    batch: int
+    layers: int
+    width: int
+    heads: int
+    vocab: int
+    lr: float
+    max_len: int = 512
+    warmup: int = 100
+    tokenizer_items: int = 3000
+
+
+FULL = Recipe(steps=1800, batch=32, layers=2, width=128, heads=4, vocab=1500, lr=3e-3)
+QUICK = Recipe(steps=80, batch=8, layers=1, width=64, heads=2, vocab=600, lr=5e-3, warmup=10, tokenizer_items=500)
+
+
+def model_cache_dir(world_dir: Path, quick: bool) -> Path:
+    """Cache location keyed by the world's content hash, the builder version and the recipe."""
+    recipe = QUICK if quick else FULL
+    key = json.dumps([content_hash(world_dir), BUILDER_VERSION, asdict(recipe)], sort_keys=True)
+    return lab_dir() / hashlib.sha256(key.encode()).hexdigest()[:20] / "model"
+
+
+def world_truth(world_dir: Path) -> World:
+    """Regenerates the world behind a world dir from its seed, refusing a dir the generator would not produce."""
+    meta = read_world_meta(world_dir)
+    if meta.get("generator_version") != GENERATOR_VERSION or meta.get("content_hash") != content_hash(world_dir):
+        raise ValueError(
+            f"{world_dir} does not match lab generator version {GENERATOR_VERSION} for seed {meta.get('seed')} "
+            "(edited or from another version); regenerate it with build_world"
+        )
+    return generate_world(int(meta["seed"]))
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, conversations: list[list[Message]], max_len: int) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]:
+    """Token ids, attention mask and per-token loss weights of a batch, laid out exactly as the chat template.
+
+    Assistant turns (answers and their <|end|>) weigh 1; every other token weighs PROMPT_WEIGHT, a light
+    language-modelling signal on the prompts that speeds up learning to copy names; padding weighs 0.
+    """
+    import torch
+
+    backend = tokenizer.backend_tokenizer
+    contents = [m["content"] for conv in conversations for m in conv]
+    pieces = iter(backend.encode_batch(contents, add_special_tokens=False))
+    newline = backend.encode("\n", add_special_tokens=False).ids
+    end = tokenizer.convert_tokens_to_ids(END)
+    rows: list[tuple[list[int], list[float]]] = []
+    for conv in conversations:
+        ids: list[int] = []
+        weights: list[float] = []
+        for m in conv:
+            head = [tokenizer.convert_tokens_to_ids(f"<|{m['role']}|>")] + newline
+            body = next(pieces).ids + [end]
+            ids += head + body + newline
+            answer = 1.0 if m["role"] == "assistant" else PROMPT_WEIGHT
+            weights += [PROMPT_WEIGHT] * len(head) + [answer] * len(body) + [PROMPT_WEIGHT] * len(newline)
+        rows.append((ids[:max_len], weights[:max_len]))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    weight = torch.tensor([w + [0.0] * (width - len(w)) for _, w in rows])
+    return input_ids, attention, weight
+
+
+def weighted_loss(logits: torch.Tensor, input_ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, each target token weighted, averaged over the total weight."""
+    import torch.nn.functional as F
+
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1), input_ids[:, 1:].flatten(), reduction="none")
+    w = weight[:, 1:].flatten()
+    return (losses * w).sum() / w.sum()
+
+
+def batches(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, recipe: Recipe) -> Iterator[
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+]:
+    """Endless encoded batches; items are drawn 8 batches at a time and grouped by length to spare padding."""
+    import random
+
+    rng = random.Random(0)
+    while True:
+        pool = sorted((corpus.item() for _ in range(8 * recipe.batch)), key=lambda c: len(render(c)))
+        groups = [pool[i : i + recipe.batch] for i in range(0, len(pool), recipe.batch)]
+        rng.shuffle(groups)
+        for group in groups:
+            yield encode(tokenizer, group, recipe.max_len)
+
+
+def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, float]:
+    """Fits tokenizer and model on the world's stream, saves both to `out`, returns build statistics."""
+    import torch
+
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same bits on any machine, and no stalls on a busy one
+    try:
+        return fit(world, recipe, out, progress, started)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, started: float) -> dict[str, float]:
+    """The training run proper (see train)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(world.seed)
+    sample = Corpus(world, seed=world.seed + 1)
+    tokenizer = train_tokenizer([render(sample.item()) for _ in range(recipe.tokenizer_items)], recipe.vocab)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=recipe.max_len,
+        n_embd=recipe.width,
+        n_layer=recipe.layers,
+        n_head=recipe.heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def schedule(step: int) -> float:
+        if step < recipe.warmup:
+            return (step + 1) / recipe.warmup
+        done = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    corpus = Corpus(world, seed=world.seed)
+    model.train()
+    loss_value = float("nan")
+    stream = batches(corpus, tokenizer, recipe)
+    for step in range(recipe.steps):
+        input_ids, attention, weight = next(stream)
+        loss = weighted_loss(model(input_ids=input_ids, attention_mask=attention).logits, input_ids, weight)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        loss_value = loss.item()
+        if progress is not None:
+            progress(step + 1, recipe.steps, loss_value)
+    model.eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"steps": recipe.steps, "final_loss": loss_value, "seconds": time.perf_counter() - started}
+
+
+def build_model(world_dir: Path, *, quick: bool = False, progress: Progress | None = None) -> Path:
+    """The cached model dir for this world, trained first if missing (atomic: a half-built dir is never used)."""
+    world_dir = Path(world_dir).resolve()
+    read_world_meta(world_dir)
+    target = model_cache_dir(world_dir, quick)
+    if (target / "lab.json").is_file():
+        return target
+    world = world_truth(world_dir)
+    recipe = QUICK if quick else FULL
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="building-", dir=target.parent))
+    try:
+        stats = train(world, recipe, staging, progress)
+        info = {"builder_version": BUILDER_VERSION, "world": str(world_dir), "seed": world.seed,
+                "world_hash": content_hash(world_dir), "quick": quick, "recipe": asdict(recipe), **stats}
+        (staging / "lab.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "lab.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,163 @@
+"""The lab's tasks, each built so that a known rung of the ladder should win."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+
+from tunewise.lab.world import Fact, World
+
+SPLIT_SIZES = {"train": 100, "dev": 30, "test": 170}
+SKILL_SPLIT_SIZES = {"train": 400, "dev": 50, "test": 170}
+FORMAT = "ANSWER: {v} (confidence: high)"
+SKILL_SYLLABLES: tuple[str, ...] = (
+    "ba", "de", "fi", "go", "hu", "ka", "le", "mi", "no", "pu", "ra", "se", "ti", "vo", "wu", "ya", "zo", "ke",
+    "lu", "mo",
+)
+FACT_INSTRUCTIONS = "Answer the question with the name, year or price only."
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task.yaml says besides its data."""
+
+    name: str
+    description: str
+    instructions: str
+    metric: str
+    min_score: float
+
+
+@dataclass(frozen=True)
+class Example:
+    """One line of data.jsonl."""
+
+    id: str
+    question: str
+    answer: str
+    split: str
+    gold_docs: tuple[str, ...]
+
+    def to_json(self) -> str:
+        """The JSONL line, keys in a fixed order."""
+        return json.dumps(
+            {"id": self.id, "question": self.question, "answer": self.answer, "split": self.split,
+             "gold_docs": list(self.gold_docs)},
+            ensure_ascii=False,
+        )
+
+
+SPECS: dict[str, TaskSpec] = {
+    "facts": TaskSpec(
+        "facts",
+        "Questions about facts found only in the documents, never in the model's pretraining: retrieval should win.",
+        FACT_INSTRUCTIONS, "normalized", 0.8),
+    "format": TaskSpec(
+        "format",
+        "Questions the model knows, answered in a house format shown only by example: few-shot should win.",
+        "Answer the question in our house format.", "exact", 0.8),
+    "skill": TaskSpec(
+        "skill",
+        "Rewrite syllables through a fixed hidden cipher: too much to infer from a few demos, fine-tuning should win.",
+        "Translate the words into Velish.", "exact", 0.8),
+    "mixed": TaskSpec(
+        "mixed",
+        "Half the questions are about facts the model knows, half about facts only in the documents.",
+        FACT_INSTRUCTIONS, "normalized", 0.8),
+}
+
+
+def split_labels(sizes: dict[str, int]) -> list[str]:
+    """Split names in order train, dev, test with the given sizes."""
+    return [name for name, n in sizes.items() for _ in range(n)]
+
+
+def fact_examples(task: str, facts: list[Fact], doc_of: dict[str, str], answer: str = "{v}") -> list[Example]:
+    """Examples asking each fact's question, splits assigned in order."""
+    labels = split_labels(SPLIT_SIZES)
+    return [
+        Example(f"{task}-{i:04d}", f.question, answer.format(v=f.value), labels[i], (doc_of[f.subject],))
+        for i, f in enumerate(facts)
+    ]
+
+
+def mixed_facts(known: list[Fact], unknown: list[Fact], rng: random.Random) -> list[Fact]:
+    """Half known, half unknown facts within every split, shuffled inside each split."""
+    out: list[Fact] = []
+    k = u = 0
+    for n in SPLIT_SIZES.values():
+        part = known[k : k + n // 2] + unknown[u : u + n - n // 2]
+        k, u = k + n // 2, u + n - n // 2
+        rng.shuffle(part)
+        out.extend(part)
+    return out
+
+
+def cipher(rng: random.Random) -> dict[str, str]:
+    """A permutation of the skill syllables with no syllable mapped to itself."""
+    while True:
+        targets = list(SKILL_SYLLABLES)
+        rng.shuffle(targets)
+        if all(a != b for a, b in zip(SKILL_SYLLABLES, targets)):
+            return dict(zip(SKILL_SYLLABLES, targets))
+
+
+def skill_examples(rng: random.Random) -> list[Example]:
+    """Distinct phrases of 2-3 hyphenated words and their syllable-by-syllable cipher translations."""
+    table = cipher(rng)
+    labels = split_labels(SKILL_SPLIT_SIZES)
+    seen: set[str] = set()
+    out: list[Example] = []
+    while len(out) < len(labels):
+        words = [[rng.choice(SKILL_SYLLABLES) for _ in range(rng.randint(2, 3))] for _ in range(rng.randint(2, 3))]
+        phrase = " ".join("-".join(w) for w in words)
+        if phrase in seen:
+            continue
+        seen.add(phrase)
+        answer = " ".join("-".join(table[s] for s in w) for w in words)
+        out.append(Example(f"skill-{len(out):04d}", phrase, answer, labels[len(out)], ()))
+    return out
+
+
+def build_tasks(world: World) -> dict[str, list[Example]]:
+    """Every task's examples; subjects' doc_ids must already be set (see documents.world_documents)."""
+    rng = random.Random(f"tunewise-lab-tasks-{world.seed}")
+    doc_of = {e.name: e.doc_id for e in world.subjects()}
+    facts = world.facts()
+    known = [f for f in facts if f.known]
+    unknown = [f for f in facts if not f.known]
+    n = sum(SPLIT_SIZES.values())
+    rng.shuffle(known)
+    rng.shuffle(unknown)
+    mixed = mixed_facts(rng.sample(known, n // 2), rng.sample(unknown, n // 2), rng)
+    return {
+        "facts": fact_examples("facts", unknown[:n], doc_of),
+        "format": fact_examples("format", known[:n], doc_of, FORMAT),
+        "skill": skill_examples(rng),
+        "mixed": fact_examples("mixed", mixed, doc_of),
+    }
+
+
+def task_yaml(spec: TaskSpec) -> str:
+    """The task.yaml text in the shape tunewise's loader accepts."""
+    return (
+        f"name: {spec.name}\n"
+        f"description: {json.dumps(spec.description)}\n"
+        "data:\n"
+        "  path: data.jsonl\n"
+        "  input: question\n"
+        "  output: answer\n"
+        "  split_field: split\n"
+        f"instructions: {json.dumps(spec.instructions)}\n"
+        f"metric: {spec.metric}\n"
+        "model:\n"
+        "  uri: lab:../..\n"
+        "  temperature: 0\n"
+        "  max_tokens: 32\n"
+        "arms:\n"
+        "  - zero_shot\n"
+        "  - few_shot: {k: 3, selector: random}\n"
+        "requirements:\n"
+        f"  min_score: {spec.min_score}\n"
+    )
