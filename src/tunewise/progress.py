@@ -79,6 +79,8 @@ class StepProgress:
             self._progress.start()
             self._row = self._progress.add_task("work", total=total, **fields)
         self._progress.update(self._row, completed=done, total=total, **fields)
+        if done >= total:
+            self.__exit__()  # rich allows one live display at a time: make way for the next bar
 
 
 class TrainingProgress(StepProgress):

@@ -45,7 +45,7 @@ class Recipe:
     tokenizer_items: int = 3000
 
 
-FULL = Recipe(steps=1800, batch=32, layers=2, width=128, heads=4, vocab=1500, lr=3e-3)
+FULL = Recipe(steps=400, batch=32, layers=2, width=128, heads=4, vocab=1500, lr=3e-3)
 QUICK = Recipe(steps=80, batch=8, layers=1, width=64, heads=2, vocab=600, lr=5e-3, warmup=10, tokenizer_items=500)
 
 

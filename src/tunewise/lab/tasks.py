@@ -27,6 +27,7 @@ class TaskSpec:
     instructions: str
     metric: str
     min_score: float
+    retrieval: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ SPECS: dict[str, TaskSpec] = {
     "facts": TaskSpec(
         "facts",
         "Questions about facts found only in the documents, never in the model's pretraining: retrieval should win.",
-        FACT_INSTRUCTIONS, "normalized", 0.8),
+        FACT_INSTRUCTIONS, "normalized", 0.8, retrieval=True),
     "format": TaskSpec(
         "format",
         "Questions the model knows, answered in a house format shown only by example: few-shot should win.",
@@ -64,7 +65,7 @@ SPECS: dict[str, TaskSpec] = {
     "mixed": TaskSpec(
         "mixed",
         "Half the questions are about facts the model knows, half about facts only in the documents.",
-        FACT_INSTRUCTIONS, "normalized", 0.8),
+        FACT_INSTRUCTIONS, "normalized", 0.8, retrieval=True),
 }
 
 
@@ -155,9 +156,11 @@ def task_yaml(spec: TaskSpec) -> str:
         "  uri: lab:../..\n"
         "  temperature: 0\n"
         "  max_tokens: 32\n"
-        "arms:\n"
+        + ("knowledge:\n  paths: [../../docs]\n" if spec.retrieval else "")
+        + "arms:\n"
         "  - zero_shot\n"
         "  - few_shot: {k: 3, selector: random}\n"
-        "requirements:\n"
+        + ("  - rag: {k: 2, retriever: hybrid}\n  - few_shot_rag: {k: 2, shots: 3}\n" if spec.retrieval else "")
+        + "requirements:\n"
         f"  min_score: {spec.min_score}\n"
     )
