@@ -82,7 +82,7 @@ CASES: dict[str, Case] = {
     "unknown-field-instructons": Case(BASE + "instructons: Answer briefly.\n", "task.yaml", 13,
                                       "unknown field 'instructons'"),
     "unknown-metric": Case(edit("metric: exact", "metric: accuracy"), "task.yaml", 6, "unknown metric 'accuracy'"),
-    "unknown-arm": Case(edit("  - zero_shot", "  - zero_shot\n  - rag"), "task.yaml", 13, "unknown arm 'rag'"),
+    "unknown-arm": Case(edit("  - zero_shot", "  - zero_shot\n  - prompt_magic"), "task.yaml", 13, "unknown arm 'prompt_magic'"),
     "few-shot-k-zero": Case(
         edit("  - zero_shot", "  - zero_shot\n  - few_shot:\n      k: 0"), "task.yaml", 14, "arms[1].k"
     ),
