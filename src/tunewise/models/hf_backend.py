@@ -40,7 +40,9 @@ class HFModel:
     def __init__(self, source: str, spec: ModelSpec, *, model_id: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # tunewise draws its own progress; a bar per load is noise
         path = Path(source)
         local = path.is_dir()
         try:
