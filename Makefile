@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench bench-knowledge clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/harness_overhead.py
+
+bench-knowledge: $(STAMP)
+	$(BIN)/python bench/knowledge.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -37,6 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from tables import median, ratio, table  # noqa: E402  (bench/ is on sys.path when a script runs)
+
 MODEL = "scripted"
 INSTRUCTIONS = "Answer the question with the name of the capital."
 
@@ -319,20 +321,7 @@ def figures(samples: dict[int, Sample], n: int) -> Figures:
     )
 
 
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs)
 
-
-def _ratio(xs: list[float]) -> str:
-    if len(xs) == 1:
-        return f"{xs[0]:.2f}x"
-    return f"{_med(xs):.2f}x [{min(xs):.2f}-{max(xs):.2f}]"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def report(per_repeat: list[dict[str, Figures]], n: int, c: int) -> str:
@@ -345,13 +334,13 @@ def report(per_repeat: list[dict[str, Figures]], n: int, c: int) -> str:
         rows_call.append(
             [
                 name,
-                ms(_med([f.call_wall for f in fs])),
-                ms(_med([f.call_cpu for f in fs])),
-                "-" if name == "bare" else _ratio(ratio_w),
-                "-" if name == "bare" else _ratio(ratio_c),
-                f"{_med([f.fixed_wall for f in fs]) * 1e3:.0f}",
-                f"{_med([f.fixed_cpu for f in fs]) * 1e3:.0f}",
-                ms(_med([f.server_cpu for f in fs])),
+                ms(median([f.call_wall for f in fs])),
+                ms(median([f.call_cpu for f in fs])),
+                "-" if name == "bare" else ratio(ratio_w),
+                "-" if name == "bare" else ratio(ratio_c),
+                f"{median([f.fixed_wall for f in fs]) * 1e3:.0f}",
+                f"{median([f.fixed_cpu for f in fs]) * 1e3:.0f}",
+                ms(median([f.server_cpu for f in fs])),
             ]
         )
         tw = [rep[name].total_wall / rep["bare"].total_wall for rep in per_repeat]
@@ -359,22 +348,22 @@ def report(per_repeat: list[dict[str, Figures]], n: int, c: int) -> str:
         rows_total.append(
             [
                 name,
-                ms(_med([f.total_wall for f in fs])),
-                ms(_med([f.total_cpu for f in fs])),
-                "-" if name == "bare" else _ratio(tw),
-                "-" if name == "bare" else _ratio(tc),
+                ms(median([f.total_wall for f in fs])),
+                ms(median([f.total_cpu for f in fs])),
+                "-" if name == "bare" else ratio(tw),
+                "-" if name == "bare" else ratio(tc),
             ]
         )
     head = (
         f"{n} calls, concurrency {c}, {len(per_repeat)} repeat(s) interleaved; medians over repeats,"
         " ratios per repeat then median [min-max]"
     )
-    t1 = _table(
+    t1 = table(
         ["per call: (T(N)-T(1))/(N-1)", "wall ms", "client CPU ms", "wall / bare", "CPU / bare",
          "fixed T(1) wall ms", "fixed T(1) CPU ms", "server CPU ms/req"],
         rows_call,
     )
-    t2 = _table(["whole run: T(N)/N", "wall ms", "client CPU ms", "wall / bare", "CPU / bare"], rows_total)
+    t2 = table(["whole run: T(N)/N", "wall ms", "client CPU ms", "wall / bare", "CPU / bare"], rows_total)
     return f"{head}\n\n{t1}\n\n{t2}"
 
 
@@ -524,11 +513,11 @@ def profile_report(
         " hashlib) much less: read the rows against each other, not against the table above."
         " CPU by area, microseconds per call:",
         "",
-        _table(["area", *areas, "fresh - bare"], rows),
+        table(["area", *areas, "fresh - bare"], rows),
         "",
         "tunewise's own steps (cumulative CPU, microseconds per call = whole run / N):",
         "",
-        _table(["function", "tw fresh", "calls", "tw cached", "calls"],
+        table(["function", "tw fresh", "calls", "tw cached", "calls"],
                [[name, us(ct), str(nc), us(cct), str(cnc)] for (name, ct, nc), (_, cct, cnc) in zip(fresh, cached)]),
     ]
     for label in ("tw fresh", "tw cached"):

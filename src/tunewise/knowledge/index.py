@@ -27,7 +27,7 @@ import os
 import sqlite3
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -92,6 +92,10 @@ class _Snapshot:
     position: dict[str, int]
     vectors: np.ndarray | None  # all vectors, row i = chunks[i]; None when the ANN index is used
     bm25: BM25Index
+    ids: list[str] = field(default_factory=list)  # chunks[i].id, kept so a query does not rebuild it
+
+    def __post_init__(self) -> None:
+        self.ids = [c.id for c in self.chunks]
 
 
 def document_hash(doc: Document) -> str:
@@ -304,11 +308,10 @@ class KnowledgeIndex:
         vectors = self.embedder.embed(queries)
         if snapshot.vectors is None:
             return self._table.ann_search(vectors, depth)
-        ids = [c.id for c in snapshot.chunks]
         out: list[list[tuple[str, float]]] = []
         for start in range(0, len(vectors), _QUERY_BATCH):
             scores = vectors[start : start + _QUERY_BATCH] @ snapshot.vectors.T
-            out.extend(top_k(row, depth, ids) for row in scores)
+            out.extend(top_k(row, depth, snapshot.ids) for row in scores)
         return out
 
     def _load(self) -> _Snapshot:
