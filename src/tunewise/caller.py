@@ -80,7 +80,6 @@ class ModelCaller:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.read_cache = read_cache
-        self.fresh_calls = 0
         self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Future[list[Completion]]] = {}
 
     def for_example(self, arm: str, example_id: str) -> ExampleCaller:
@@ -112,7 +111,6 @@ class ModelCaller:
         self._inflight[inflight_key] = future
         try:
             completions = await self.model.complete(request, len(indices))
-            self.fresh_calls += 1
             for i, completion in zip(indices, completions):
                 self.cache.put(key, i, self.model.id, request, completion, self.prices.cost(completion))
             future.set_result(completions)
