@@ -28,3 +28,18 @@ def test_runs_and_show_on_empty_dir(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tunewise.cli", "show", "nope", "--runs-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: no run 'nope' (looked in {tmp_path})"
+
+
+def test_index_a_folder_twice_embeds_nothing_the_second_time(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"d{i}.md").write_text(f"# Doc {i}\n\nThe capital of Zor{i}ia is Quell{i}ton. It has a port.\n")
+    cmd = [sys.executable, "-m", "tunewise.cli", "index", str(docs), "--runs-dir", str(tmp_path / "runs")]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "3 documents, 3 chunks; 3 added" in first.stdout and "3 chunks embedded now" in first.stdout
+    (docs / "d1.md").write_text("# Doc 1\n\nThe capital of Zor1ia is Brandton now.\n")
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert "1 changed, 0 removed, 2 unchanged; 1 chunks embedded now" in second.stdout
