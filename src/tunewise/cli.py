@@ -192,11 +192,10 @@ def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunewise.report.markdown import HEADER, arm_rows
+    from tunewise.report.markdown import COLUMNS, arm_rows
 
     out = Console()
-    headers = [h.strip() for h in HEADER.strip("|").split("|")]
-    table = Table(*headers, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
+    table = Table(*COLUMNS, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
     for row in arm_rows(summary):
         table.add_row(*row)
     out.print(table)

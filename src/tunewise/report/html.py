@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 
 from tunewise.decide import Summary
-from tunewise.report.markdown import HEADER, arm_rows
+from tunewise.report.markdown import COLUMNS, arm_rows
 
 
 @cache
@@ -20,7 +20,6 @@ def _environment() -> jinja2.Environment:
 
 def render_html(summary: Summary, manifest: dict[str, Any]) -> str:
     env = _environment()
-    headers = [h.strip() for h in HEADER.strip("|").split("|")]
     return env.get_template("report.html.j2").render(
-        summary=summary, manifest=manifest, headers=headers, rows=arm_rows(summary)
+        summary=summary, manifest=manifest, headers=COLUMNS, rows=arm_rows(summary)
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from tunewise.decide import Summary
 
-HEADER = "| arm | score | 95% CI | n | $/1k queries | p50 ms | p95 ms | tokens in | tokens out | errors |"
+COLUMNS = ["arm", "score", "95% CI", "n", "$/1k queries", "p50 ms", "p95 ms", "tokens in", "tokens out", "errors"]
 
 
 def arm_rows(summary: Summary) -> list[list[str]]:
@@ -57,8 +57,8 @@ def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
         "",
         *[f"- {reason}" for reason in rec.reasons],
         "",
-        HEADER,
-        "|" + "---|" * (HEADER.count("|") - 1),
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
         *["| " + " | ".join(row) + " |" for row in arm_rows(summary)],
         "",
         *_retrieval_lines(summary),
