@@ -11,7 +11,8 @@ import pytest
 
 from tunewise.errors import InputError
 from tunewise.models.base import ChatRequest
-from tunewise.models.openai_backend import OpenAIModel, retry_after_seconds
+from tunewise.models.openai_backend import OpenAIModel
+from tunewise.models.openai_client import retry_after_seconds
 from tunewise.task import ModelSpec
 
 
