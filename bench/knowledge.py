@@ -198,7 +198,7 @@ def tw_ingest(folder: Path, work: Path) -> dict[str, Any]:
     """The whole tunewise pipeline from files, empty cache, empty index."""
     from tunewise.db import connect
     from tunewise.knowledge.chunker import ChunkSettings
-    from tunewise.knowledge.embedder import Embedder
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
     from tunewise.knowledge.index import KnowledgeIndex
     from tunewise.knowledge.loaders import load_documents
 
@@ -208,7 +208,7 @@ def tw_ingest(folder: Path, work: Path) -> dict[str, Any]:
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
     docs = load_documents([folder]).documents
-    index = KnowledgeIndex(work / "index", db, settings=ChunkSettings(), embedder=Embedder(db))
+    index = KnowledgeIndex(work / "index", db, settings=ChunkSettings(), embedder=SentenceTransformerEmbedder(db))
     stats = index.update(docs)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"wall": wall, "cpu": cpu, "chunks": stats.chunks, "embedded": stats.embedded, "docs": len(docs),
@@ -311,7 +311,7 @@ def build_big(root: Path, name: str, texts: list[str], vectors: np.ndarray, qtex
     """A KnowledgeIndex of len(texts) one-chunk documents whose embeddings are all in the cache."""
     from tunewise.db import connect
     from tunewise.knowledge.chunker import ChunkSettings
-    from tunewise.knowledge.embedder import Embedder
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
     from tunewise.knowledge.index import KnowledgeIndex
     from tunewise.knowledge.loaders import Document
 
@@ -319,7 +319,7 @@ def build_big(root: Path, name: str, texts: list[str], vectors: np.ndarray, qtex
     shutil.rmtree(work, ignore_errors=True)
     db = connect(work / "cache.db")
     stub = str(stub_model_dir(root))
-    embedder = Embedder(db, stub)
+    embedder = SentenceTransformerEmbedder(db, stub)
     t0 = time.perf_counter()
     put_cache(db, embedder.id, texts, vectors)
     put_cache(db, embedder.id, qtexts, qvecs)
@@ -336,11 +336,11 @@ def build_big(root: Path, name: str, texts: list[str], vectors: np.ndarray, qtex
 
 def open_index(built: dict[str, Any], ann_min_rows: int) -> Any:
     from tunewise.knowledge.chunker import ChunkSettings
-    from tunewise.knowledge.embedder import Embedder
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
     from tunewise.knowledge.index import KnowledgeIndex
 
-    return KnowledgeIndex(built["dir"], built["db"], settings=ChunkSettings(), embedder=Embedder(built["db"], built["stub"]),
-                          ann_min_rows=ann_min_rows)
+    embedder = SentenceTransformerEmbedder(built["db"], built["stub"])
+    return KnowledgeIndex(built["dir"], built["db"], settings=ChunkSettings(), embedder=embedder, ann_min_rows=ann_min_rows)
 
 
 def time_searches(index: Any, queries: list[str], retriever: str) -> tuple[list[float], list[list[str]]]:

@@ -2,19 +2,25 @@
 
 Its "model" is scripted (a scripted model belongs in tests/, never in the product): it knows the
 capital of every country in CAPITALS. Asked zero-shot it answers in a sentence; shown
-demonstrations it answers with the bare name, as the demonstrations do. It counts every request
-it receives, can inject faults (429 with Retry-After, 500, dropped connections) and stops by itself.
+demonstrations it answers with the bare name, as the demonstrations do. Its embeddings
+(`/v1/embeddings`) are hashed bags of words, so a query points the way of the passages that share
+its words. It counts every request it receives, can inject faults (429 with Retry-After, 500,
+dropped connections: at random, or queued with `inject`), can demand an API key, and stops by itself.
 """
 
 from __future__ import annotations
 
+import base64
+import collections
 import hashlib
 import json
 import random
 import re
 import socket
+import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +29,7 @@ CAPITALS = {
     for a in ("Al", "Bor", "Cam", "Dor", "El", "Fen", "Gal", "Hul", "Ist", "Jor")
     for b in ("an", "ber", "cor", "dul", "eth", "far", "gim", "hor")
 }
+EMBEDDING_DIM = 256
 
 
 def messages_hash(messages: list[dict[str, str]]) -> str:
@@ -49,6 +56,14 @@ def scripted_answer(messages: list[dict[str, str]]) -> str:
     return f"The capital of {country} is {capital}."
 
 
+def bag_of_words(text: str, dim: int) -> list[float]:
+    """Word counts hashed into `dim` slots; deliberately not unit length (clients must normalise)."""
+    vector = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % dim] += 1.0
+    return vector
+
+
 @dataclass
 class Log:
     """What the server saw, in order: (messages hash, status or 'dropped', monotonic time)."""
@@ -63,6 +78,18 @@ class Log:
     def completed(self) -> list[str]:
         with self.lock:
             return [d for d, s, _ in self.entries if s == 200]
+
+
+@dataclass
+class EmbeddingLog(Log):
+    """Embedding requests as (hash of the inputs, status, time), and every text embedded, in order."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def embedded(self, digest: str, texts: list[str]) -> None:
+        with self.lock:
+            self.entries.append((digest, 200, time.monotonic()))
+            self.texts.extend(texts)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -92,31 +119,46 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path != "/v1/chat/completions" or "messages" not in body:
+        srv = self.server
+        answer: Callable[[dict, str], None]
+        if self.path == "/v1/chat/completions" and "messages" in body:
+            log, digest, answer = srv.log, messages_hash(body["messages"]), self._chat
+        elif self.path == "/v1/embeddings" and "input" in body:
+            log, digest = srv.embedding_log, hashlib.sha256(json.dumps(body["input"]).encode()).hexdigest()
+            answer = self._embeddings
+        else:
             self._send(404, {"error": {"message": "not found"}})
             return
-        digest = messages_hash(body["messages"])
+        if srv.api_key is not None and self.headers.get("authorization") != f"Bearer {srv.api_key}":
+            log.add(digest, 401)
+            self._send(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+            return
+        if not self._faulted(log, digest):
+            answer(body, digest)
+
+    def _faulted(self, log: Log, digest: str) -> bool:
+        """Wait `delay_s`, then answer with the fault picked for this request, if any."""
         srv = self.server
         if srv.delay_s:
             time.sleep(srv.delay_s)
         fault = srv.pick_fault()
         if fault == "drop":
-            srv.log.add(digest, "dropped")
+            log.add(digest, "dropped")
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
-            return
-        if fault == 429:
-            srv.log.add(digest, 429)
+        elif fault == 429:
+            log.add(digest, 429)
             self._send(
                 429,
                 {"error": {"message": "rate limited", "type": "rate_limit"}},
                 {"retry-after-ms": str(srv.retry_after_ms), "retry-after": "1"},
             )
-            return
-        if fault == 500:
-            srv.log.add(digest, 500)
+        elif fault == 500:
+            log.add(digest, 500)
             self._send(500, {"error": {"message": "boom", "type": "server_error"}})
-            return
+        return fault is not None
+
+    def _chat(self, body: dict, digest: str) -> None:
         messages = body["messages"]
         n = int(body.get("n") or 1)
         answer = scripted_answer(messages)
@@ -124,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         choices = [
             {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"} for i in range(n)
         ]
-        srv.log.add(digest, 200)
+        self.server.log.add(digest, 200)
         self._send(
             200,
             {
@@ -141,17 +183,38 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _embeddings(self, body: dict, digest: str) -> None:
+        texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
+        dim = int(body.get("dimensions") or EMBEDDING_DIM)
+        vectors: list[object] = [bag_of_words(t, dim) for t in texts]
+        if body.get("encoding_format") == "base64":
+            vectors = [base64.b64encode(struct.pack(f"<{dim}f", *v)).decode() for v in vectors]
+        self.server.embedding_log.embedded(digest, texts)
+        tokens = sum(len(t.split()) for t in texts)
+        self._send(
+            200,
+            {
+                "object": "list",
+                "model": body.get("model", "scripted"),
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's default of 5 drops connections at concurrency 16
 
-    def __init__(self, fault_rate: float, delay_s: float, retry_after_ms: int, seed: int):
+    def __init__(self, fault_rate: float, delay_s: float, retry_after_ms: int, seed: int, api_key: str | None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fault_rate = fault_rate
         self.delay_s = delay_s
         self.retry_after_ms = retry_after_ms
+        self.api_key = api_key
         self.log = Log()
+        self.embedding_log = EmbeddingLog()
+        self.queued_faults: collections.deque[object] = collections.deque()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
@@ -162,8 +225,14 @@ class _Server(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
+    def inject(self, faults: tuple[object, ...]) -> None:
+        with self._rng_lock:
+            self.queued_faults.extend(faults)
+
     def pick_fault(self) -> object:
         with self._rng_lock:
+            if self.queued_faults:
+                return self.queued_faults.popleft()
             if self._rng.random() >= self.fault_rate:
                 return None
             return self._rng.choice([429, 500, "drop"])
@@ -179,9 +248,10 @@ class OpenAITestServer:
         delay_s: float = 0.0,
         retry_after_ms: int = 30,
         seed: int = 0,
+        api_key: str | None = None,
         max_lifetime_s: float = 900,
     ):
-        self._server = _Server(fault_rate, delay_s, retry_after_ms, seed)
+        self._server = _Server(fault_rate, delay_s, retry_after_ms, seed, api_key)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._timer = threading.Timer(max_lifetime_s, self._server.shutdown)
         self._timer.daemon = True
@@ -189,6 +259,14 @@ class OpenAITestServer:
     @property
     def log(self) -> Log:
         return self._server.log
+
+    @property
+    def embedding_log(self) -> EmbeddingLog:
+        return self._server.embedding_log
+
+    def inject(self, *faults: object) -> None:
+        """Answer the next requests (chat or embeddings) with these faults, in order: 429, 500 or "drop"."""
+        self._server.inject(faults)
 
     @property
     def fault_rate(self) -> float:

@@ -69,9 +69,13 @@ class StepProgress:
     def __enter__(self) -> StepProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None = None, *exc: object) -> None:
         if self._row is not None:
-            self._progress.stop()
+            if exc_type is None:
+                self._progress.stop()
+            else:  # cleared without a trace, so the error's one line stands alone
+                self._progress.live.transient = True
+                self._progress.live.stop()
             self._row = None
 
     def update(self, done: int, total: int, **fields: float) -> None:

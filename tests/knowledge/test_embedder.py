@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from tunewise.db import connect
-from tunewise.knowledge.embedder import Embedder
+from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
 
 def test_embeddings_are_unit_length_and_meaningful(tmp_path):
-    e = Embedder(connect(tmp_path / "db.sqlite"))
+    e = SentenceTransformerEmbedder(connect(tmp_path / "db.sqlite"))
     v = e.embed(["The cat sat on the mat.", "A cat is sitting on a mat.", "Quarterly revenue grew by 4%."])
     assert v.shape == (3, 384) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
@@ -18,10 +18,10 @@ def test_embeddings_are_unit_length_and_meaningful(tmp_path):
 
 def test_cached_texts_are_never_embedded_again(tmp_path):
     db = connect(tmp_path / "db.sqlite")
-    first = Embedder(db)
+    first = SentenceTransformerEmbedder(db)
     a = first.embed(["alpha", "beta", "alpha"])
     assert first.computed == 2  # duplicates embedded once
-    second = Embedder(db)
+    second = SentenceTransformerEmbedder(db)
     b = second.embed(["beta", "alpha", "gamma"])
     assert second.computed == 1
     assert np.array_equal(b[0], a[1]) and np.array_equal(b[1], a[0])

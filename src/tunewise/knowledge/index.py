@@ -1,6 +1,6 @@
 """A knowledge index on disk: chunks with vectors in LanceDB, BM25 beside them, searched three ways.
 
-    index = KnowledgeIndex(Path("runs/.index"), db, settings=ChunkSettings(), embedder=Embedder(db))
+    index = KnowledgeIndex(Path("runs/.index"), db, settings=ChunkSettings(), embedder=SentenceTransformerEmbedder(db))
     stats = index.update(load_documents([Path("docs")]).documents)
     hits = index.search("who founded Acme?", k=5, retriever="hybrid")
 
@@ -241,10 +241,17 @@ class KnowledgeIndex:
             batch = []
 
     def _warn_truncated(self, chunks: list[Chunk]) -> None:
-        """Warn when the embedder would cut chunks, counting with the embedder's own tokenizer."""
+        """Warn when the embedder would cut chunks, counting with the embedder's own tokenizer.
+
+        Without a tokenizer.json in the model folder the chunk counts stand in. A remote embedder (no
+        tokenizer file at all) is not second-guessed: the chunk size already fits its window, and a
+        server that refuses a text says so.
+        """
+        own = self.embedder.tokenizer_file
+        if own is None:
+            return
         limit = self.embedder.max_seq_length - SPECIAL_TOKENS
         counts = [c.n_tokens for c in chunks]
-        own = self.embedder.model_dir / "tokenizer.json"
         if own.is_file() and own.resolve() != tokenizer_path(self.settings.tokenizer).resolve():
             encodings = load_tokenizer(str(own)).encode_batch([c.text for c in chunks], add_special_tokens=False)
             counts = [len(e.ids) for e in encodings]

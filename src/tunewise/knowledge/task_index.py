@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import InputError
 from tunewise.knowledge.chunker import ChunkSettings
-from tunewise.knowledge.embedder import Embedder
+from tunewise.knowledge.embedder import Embedder, open_embedder
 from tunewise.knowledge.index import IndexStats, KnowledgeIndex
 from tunewise.knowledge.loaders import LoadResult, load_documents
 
@@ -59,10 +59,14 @@ def build_index(
     runs_dir: Path,
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> TaskIndex:
-    """Load the documents under `paths` and make the index hold exactly them."""
+    """Load the documents under `paths` and make the index hold exactly them.
+
+    `embedder` defaults to the one `spec` names, a `st:` folder taken relative to the working directory.
+    """
     settings = ChunkSettings(size=spec.chunk_size, overlap=spec.chunk_overlap)
-    embedder = Embedder(db)
+    embedder = embedder or open_embedder(spec.embedder, db, Path.cwd())
     loaded = load_documents(paths, skip_bad=skip_bad or spec.skip_bad, max_file_mb=spec.max_file_mb)
     directory = index_directory(runs_dir, name, paths, settings, embedder.id)
     index = KnowledgeIndex(directory, db, settings=settings, embedder=embedder)
@@ -78,7 +82,8 @@ def build_task_index(
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> TaskIndex:
-    """The index of `task.knowledge`; a path that does not exist is an error at its line in the task file."""
+    """The index of `task.knowledge`; a missing path, a bad embedder or a chunk size it cannot read is an
+    error at its line in the task file."""
     spec = task.knowledge
     if spec is None:
         raise task.error("this task has no `knowledge:` to index")
@@ -89,7 +94,13 @@ def build_task_index(
             raise task.error(f"knowledge path not found: {p}", "knowledge", "paths", i)
         paths.append(resolved)
     try:
-        ChunkSettings(size=spec.chunk_size, overlap=spec.chunk_overlap).check_fits(Embedder(db).max_seq_length)
+        embedder = open_embedder(spec.embedder, db, task.base_dir)
+    except InputError as e:
+        raise task.error(e.message, "knowledge", "embedder") from None
+    try:
+        ChunkSettings(size=spec.chunk_size, overlap=spec.chunk_overlap).check_fits(embedder.max_seq_length)
     except InputError as e:
         raise task.error(e.message, "knowledge", "chunk_size") from None
-    return build_index(paths, spec, name=task.name, db=db, runs_dir=runs_dir, skip_bad=skip_bad, progress=progress)
+    return build_index(
+        paths, spec, name=task.name, db=db, runs_dir=runs_dir, skip_bad=skip_bad, progress=progress, embedder=embedder
+    )
