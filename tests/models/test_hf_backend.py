@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from capitals import write_capitals_task
+from tiny_gpt2 import build_tiny_gpt2
 
 import tunewise
 from tunewise.experiment import RunOptions
@@ -21,23 +22,8 @@ CHAT_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    out = tmp_path_factory.mktemp("tiny-gpt2")
-    specials = ["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
-    bpe = ByteLevelBPETokenizer()
     corpus = [f"What is the capital of Country{i}? The capital is City{i}." for i in range(300)]
-    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=specials)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|end|>", pad_token="<|end|>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
-    GPT2LMHeadModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), CHAT_TEMPLATE, corpus)
 
 
 def spec(**kw) -> ModelSpec:

@@ -10,7 +10,17 @@ from tunewise.models.base import ChatRequest, Completion, Model
 if TYPE_CHECKING:
     from tunewise.task import ModelSpec
 
-__all__ = ["ChatRequest", "Completion", "Model", "open_model"]
+__all__ = ["ChatRequest", "Completion", "Model", "local_source", "open_model"]
+
+
+def local_source(spec: ModelSpec, base_dir: Path) -> str:
+    """Where transformers loads an `hf:` or `lab:` model from: a folder, or a hub id."""
+    if spec.scheme == "lab":
+        from tunewise.lab import resolve_model
+
+        return str(resolve_model(spec.name, base_dir))
+    local = base_dir / spec.name
+    return str(local) if local.is_dir() else spec.name
 
 
 def open_model(spec: ModelSpec, base_dir: Path) -> Model:
@@ -21,9 +31,4 @@ def open_model(spec: ModelSpec, base_dir: Path) -> Model:
         return OpenAIModel(spec)
     from tunewise.models.hf_backend import HFModel
 
-    if spec.scheme == "lab":
-        from tunewise.lab import resolve_model
-
-        return HFModel(str(resolve_model(spec.name, base_dir)), spec)
-    local = base_dir / spec.name
-    return HFModel(str(local) if local.is_dir() else spec.name, spec)
+    return HFModel(local_source(spec, base_dir), spec)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.batching import MicroBatcher
 from tunewise.errors import InputError
 from tunewise.models.base import ChatRequest, Completion
+from tunewise.prompt import Message
 
 if TYPE_CHECKING:
     from tunewise.task import ModelSpec
@@ -34,23 +36,56 @@ def local_model_id(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-class HFModel:
-    """A transformers causal LM behind the Model protocol."""
+def hf_model_id(source: str) -> str:
+    """The id a local folder or hub model goes by in cache keys: a content hash for folders."""
+    path = Path(source)
+    return f"hf:{local_model_id(path)}" if path.is_dir() else f"hf:{source}"
 
-    def __init__(self, source: str, spec: ModelSpec, *, model_id: str | None = None):
+
+def chat_text(tokenizer: Any, messages: list[Message], *, add_generation_prompt: bool) -> str:
+    """A conversation as the model reads it: the tokenizer's chat template when it has one, else
+    role-prefixed lines. Inference and fine-tuning both render through here, so they agree."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    return text + "\nassistant:" if add_generation_prompt else text
+
+
+class HFModel:
+    """A transformers causal LM behind the Model protocol, optionally with a LoRA adapter on top.
+
+    The adapter's content hash is part of `id`, so answers cached for one adapter never serve another.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        spec: ModelSpec,
+        *,
+        model_id: str | None = None,
+        adapter: Path | None = None,
+        merge: bool = True,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # tunewise draws its own progress; a bar per load is noise
-        path = Path(source)
-        local = path.is_dir()
+        local = Path(source).is_dir()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
             self.model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local)
         except (OSError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot load transformers model '{source}': {first}") from None
+        if adapter is not None:
+            from peft import PeftModel
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside transformers, not ours
+                self.model = PeftModel.from_pretrained(self.model, adapter)
+            if merge:
+                self.model = self.model.merge_and_unload()
         device = spec.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,17 +94,15 @@ class HFModel:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.id = model_id or (f"hf:{local_model_id(path)}" if local else f"hf:{source}")
+        self.id = model_id or hf_model_id(source)
+        if adapter is not None:
+            self.id += f"+lora:{local_model_id(adapter)}"
         self._torch = torch
         self._greedy = MicroBatcher(self._generate, spec.batch_size)
 
     def render(self, request: ChatRequest) -> str:
-        """The prompt text: the tokenizer's chat template when it has one, else role-prefixed lines."""
-        messages = request.message_dicts()
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nassistant:"
+        """The prompt text (see chat_text)."""
+        return chat_text(self.tokenizer, request.message_dicts(), add_generation_prompt=True)
 
     async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]:
         if request.temperature > 0:
