@@ -6,12 +6,18 @@ demonstrations it answers with the bare name, as the demonstrations do. Its embe
 (`/v1/embeddings`) are hashed bags of words, so a query points the way of the passages that share
 its words. It counts every request it receives, can inject faults (429 with Retry-After, 500,
 dropped connections: at random, or queued with `inject`), can demand an API key, and stops by itself.
+
+It also fine-tunes, as far as a client can tell: `/v1/files` keeps uploads, `/v1/fine_tuning/jobs`
+creates jobs that go validating_files -> running -> succeeded as they are polled, and the model a job
+makes answers chat in the format its training data taught (the bare capital, without demonstrations).
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import email.parser
+import email.policy
 import hashlib
 import json
 import random
@@ -23,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 CAPITALS = {
     f"{a}{b}ia": f"{b.title()}{a}ville"
@@ -37,9 +44,9 @@ def messages_hash(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
 
-def scripted_answer(messages: list[dict[str, str]]) -> str:
-    """The scripted model: bare answer after demonstrations, a sentence without; 1 in 8 unknown.
-    Given retrieved context that states the capital, it answers from the context."""
+def scripted_answer(messages: list[dict[str, str]], *, tuned: bool = False) -> str:
+    """The scripted model: bare answer after demonstrations (or when fine-tuned), a sentence without;
+    1 in 8 unknown. Given retrieved context that states the capital, it answers from the context."""
     question = messages[-1]["content"]
     context = ""
     if question.startswith("Context:\n"):
@@ -51,7 +58,7 @@ def scripted_answer(messages: list[dict[str, str]]) -> str:
     capital = CAPITALS.get(country)
     if capital is None or int(hashlib.md5(country.encode()).hexdigest(), 16) % 8 == 0:
         return "I do not know."
-    if any(m["role"] == "assistant" for m in messages):
+    if tuned or any(m["role"] == "assistant" for m in messages):
         return capital
     return f"The capital of {country} is {capital}."
 
@@ -92,6 +99,64 @@ class EmbeddingLog(Log):
             self.texts.extend(texts)
 
 
+@dataclass
+class FineTuning:
+    """Uploaded files and fine-tuning jobs; a job succeeds on its `polls_to_finish`-th status check."""
+
+    polls_to_finish: int = 3
+    files: dict[str, dict] = field(default_factory=dict)
+    contents: dict[str, bytes] = field(default_factory=dict)
+    jobs: dict[str, dict] = field(default_factory=dict)
+    polls: collections.Counter = field(default_factory=collections.Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def upload(self, filename: str, purpose: str, content: bytes) -> dict:
+        with self.lock:
+            file = {"id": f"file-{len(self.files) + 1}", "object": "file", "bytes": len(content),
+                    "created_at": int(time.time()), "filename": filename, "purpose": purpose, "status": "processed"}
+            self.files[file["id"]] = file
+            self.contents[file["id"]] = content
+            return file
+
+    def create(self, body: dict) -> tuple[int, dict]:
+        with self.lock:
+            if body.get("training_file") not in self.files:
+                return 400, {"error": {"message": f"invalid training_file: {body.get('training_file')}"}}
+            n = len(self.jobs) + 1
+            job = {"id": f"ftjob-{n}", "object": "fine_tuning.job", "created_at": int(time.time()),
+                   "model": body["model"], "training_file": body["training_file"],
+                   "validation_file": body.get("validation_file"), "metadata": body.get("metadata"),
+                   "seed": body.get("seed") or 0, "status": "validating_files", "fine_tuned_model": None,
+                   "finished_at": None, "trained_tokens": None, "error": None, "hyperparameters": {"n_epochs": 1},
+                   "organization_id": "org-test", "result_files": []}
+            self.jobs[job["id"]] = job
+            return 200, job
+
+    def retrieve(self, job_id: str) -> dict | None:
+        """The job, one step further along each time it is asked about."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            self.polls[job_id] += 1
+            if job["status"] == "validating_files":
+                job["status"] = "running"
+            if job["status"] == "running" and self.polls[job_id] >= self.polls_to_finish:
+                words = sum(len(m["content"].split()) for line in self.contents[job["training_file"]].splitlines()
+                            for m in json.loads(line)["messages"])
+                job.update(status="succeeded", fine_tuned_model=f"ft:{job['model']}:tunewise:{job['id']}",
+                           trained_tokens=words, finished_at=int(time.time()))
+            return dict(job)
+
+    def listed(self, metadata: dict[str, str]) -> list[dict]:
+        with self.lock:
+            return [dict(j) for j in self.jobs.values() if all((j["metadata"] or {}).get(k) == v for k, v in metadata.items())]
+
+    def tuned_models(self) -> set[str]:
+        with self.lock:
+            return {j["fine_tuned_model"] for j in self.jobs.values() if j["fine_tuned_model"]}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -111,15 +176,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path == "/v1/models":
+        url = urlsplit(self.path)
+        tuning = self.server.fine_tuning
+        if url.path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+        elif url.path == "/v1/fine_tuning/jobs":
+            query = dict(parse_qsl(url.query))
+            metadata = {k[len("metadata["):-1]: v for k, v in query.items() if k.startswith("metadata[")}
+            self._send(200, {"object": "list", "data": tuning.listed(metadata), "has_more": False})
+        elif url.path.startswith("/v1/fine_tuning/jobs/") and (job := tuning.retrieve(url.path.rsplit("/", 1)[1])):
+            self._send(200, job)
         else:
             self._send(404, {"error": {"message": "not found"}})
 
+    def _upload(self, raw: bytes) -> None:
+        """multipart/form-data with `purpose` and `file`, as the SDK's files.create sends it."""
+        head = f"content-type: {self.headers['content-type']}\r\n\r\n".encode()
+        form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        parts = {p.get_param("name", header="content-disposition"): p for p in form.iter_parts()}
+        file = parts["file"]
+        purpose = parts["purpose"].get_payload(decode=True).decode()
+        self._send(200, self.server.fine_tuning.upload(file.get_filename(), purpose, file.get_payload(decode=True)))
+
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        if self.path == "/v1/files":
+            self._upload(raw)
+            return
+        body = json.loads(raw or b"{}")
         srv = self.server
+        if self.path == "/v1/fine_tuning/jobs":
+            self._send(*srv.fine_tuning.create(body))
+            return
         answer: Callable[[dict, str], None]
         if self.path == "/v1/chat/completions" and "messages" in body:
             log, digest, answer = srv.log, messages_hash(body["messages"]), self._chat
@@ -161,7 +250,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, body: dict, digest: str) -> None:
         messages = body["messages"]
         n = int(body.get("n") or 1)
-        answer = scripted_answer(messages)
+        model = body.get("model", "scripted")
+        if model.startswith("ft:") and model not in self.server.fine_tuning.tuned_models():
+            self._send(404, {"error": {"message": f"The model {model} does not exist", "code": "model_not_found"}})
+            return
+        answer = scripted_answer(messages, tuned=model.startswith("ft:"))
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
         choices = [
             {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"} for i in range(n)
@@ -214,6 +307,7 @@ class _Server(ThreadingHTTPServer):
         self.api_key = api_key
         self.log = Log()
         self.embedding_log = EmbeddingLog()
+        self.fine_tuning = FineTuning()
         self.queued_faults: collections.deque[object] = collections.deque()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -263,6 +357,10 @@ class OpenAITestServer:
     @property
     def embedding_log(self) -> EmbeddingLog:
         return self._server.embedding_log
+
+    @property
+    def fine_tuning(self) -> FineTuning:
+        return self._server.fine_tuning
 
     def inject(self, *faults: object) -> None:
         """Answer the next requests (chat or embeddings) with these faults, in order: 429, 500 or "drop"."""

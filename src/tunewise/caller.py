@@ -82,6 +82,13 @@ class ModelCaller:
         self.read_cache = read_cache
         self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Future[list[Completion]]] = {}
 
+    def with_model(self, model: Model, prices: Prices) -> ModelCaller:
+        """The same cache, run and generation settings in front of another model (a fine-tuned one)."""
+        return ModelCaller(
+            model, self.cache, prices=prices, run_id=self.run_id, temperature=self.temperature,
+            max_tokens=self.max_tokens, read_cache=self.read_cache,
+        )
+
     def for_example(self, arm: str, example_id: str) -> ExampleCaller:
         return ExampleCaller(self, arm, example_id)
 

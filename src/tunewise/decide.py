@@ -68,8 +68,8 @@ def bootstrap_ci(scores: Sequence[float], *, confidence: float = 0.95, seed: int
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
-def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0) -> ArmSummary:
-    """Score (errors count as 0), CI, cost per 1,000 queries, latency percentiles, mean tokens."""
+def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0) -> ArmSummary:
+    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens."""
     rows = list(results)
     n = len(rows)
     scores = [r.score for r in rows]
@@ -83,6 +83,7 @@ def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0) -> Arm
         ci=[lo, hi],
         n=n,
         cost_per_1k=mean([r.cost for r in rows]) * 1000,
+        fixed_cost=fixed_cost,
         p50_latency_ms=float(np.percentile(latencies, 50)),
         p95_latency_ms=float(np.percentile(latencies, 95)),
         tokens_in=mean([r.tokens_in for r in rows]),

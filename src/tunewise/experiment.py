@@ -55,8 +55,14 @@ def summary_of(store: RunStore) -> Summary:
     """The summary of a run from its manifest and results alone (works on unfinished runs too)."""
     manifest = store.manifest
     latest = store.latest()
+    training = manifest.get("training", {})
     arms = [
-        summarize_arm(name, [r for (arm, _), r in latest.items() if arm == name], seed=manifest.get("seed", 0))
+        summarize_arm(
+            name,
+            [r for (arm, _), r in latest.items() if arm == name],
+            seed=manifest.get("seed", 0),
+            fixed_cost=training.get(name, {}).get("fixed_cost", 0.0),
+        )
         for name in manifest["arm_names"]
     ]
     requirements = Requirements.model_validate(manifest.get("requirements") or {})
@@ -107,6 +113,7 @@ def _open_store(task: Task, options: RunOptions, sizes: dict[str, int]) -> RunSt
 def _check_arms(task: Task, dataset: Dataset) -> None:
     """What the arms need and the task lacks, found before anything is started or paid for."""
     for i, params in enumerate(task.arms):
+        params.check(task, i)
         if params.needs_train and not dataset.train:
             raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
         if params.needs_knowledge and task.knowledge is None:
@@ -130,15 +137,20 @@ async def _evaluate_arms(
         if not todo:
             continue
         await arm.prepare()
-        await evaluate_arm(
-            arm,
-            todo,
-            caller=caller,
-            metric=metric,
-            store=store,
-            concurrency=max(task.model.max_concurrency, task.model.batch_size),
-            progress=options.progress,
-        )
+        try:
+            if arm.record:
+                store.update_manifest(training={**store.manifest.get("training", {}), arm.name: arm.record})
+            await evaluate_arm(
+                arm,
+                todo,
+                caller=arm.caller(caller),
+                metric=metric,
+                store=store,
+                concurrency=max(task.model.max_concurrency, task.model.batch_size),
+                progress=options.progress,
+            )
+        finally:
+            await arm.aclose()
 
 
 async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
@@ -177,7 +189,10 @@ async def arun(task: Task | str | Path, options: RunOptions | None = None) -> Ru
             max_tokens=task.model.max_tokens,
             read_cache=options.use_cache,
         )
-        context = ArmContext(task=task, dataset=dataset, db=db, knowledge=knowledge.index if knowledge else None)
+        context = ArmContext(
+            task=task, dataset=dataset, db=db, knowledge=knowledge.index if knowledge else None,
+            run_dir=store.dir, progress=options.progress,
+        )
         status = "interrupted"
         try:
             await _evaluate_arms(task, dataset, context, caller, store, options)

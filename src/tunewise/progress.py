@@ -19,9 +19,7 @@ class RichProgress:
             TextColumn("[bold]{task.description:<16}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("errors {task.fields[errors]}"),
-            TextColumn("tokens {task.fields[tokens]:,}"),
-            TextColumn("${task.fields[cost]:.4f}"),
+            TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             console=self.console,
         )
@@ -42,18 +40,28 @@ class RichProgress:
         self._progress.start()
 
     def start_arm(self, arm: str, total: int, done: int) -> None:
-        self._rows[arm] = self._progress.add_task(arm, total=total, completed=done, errors=0, tokens=0, cost=0.0)
+        self._rows[arm] = self._progress.add_task(
+            arm, total=total, completed=done, errors=0, tokens=0, cost=0.0, info=self._usage(0, 0, 0.0)
+        )
 
     def advance(self, arm: str, result: Result) -> None:
         row = self._rows[arm]
         fields = self._progress.tasks[row].fields
-        self._progress.update(
-            row,
-            advance=1,
-            errors=fields["errors"] + (result.error is not None),
-            tokens=fields["tokens"] + result.tokens_in + result.tokens_out,
-            cost=fields["cost"] + result.fresh_cost,
-        )
+        fields["errors"] += result.error is not None
+        fields["tokens"] += result.tokens_in + result.tokens_out
+        fields["cost"] += result.fresh_cost
+        self._progress.update(row, advance=1, info=self._usage(fields["errors"], fields["tokens"], fields["cost"]))
+
+    def training(self, arm: str, step: int, total: int, loss: float) -> None:
+        """A row of its own while an arm trains: steps and the latest loss."""
+        key = f"{arm} (training)"
+        if key not in self._rows:
+            self._rows[key] = self._progress.add_task(f"{arm} train", total=total, info="")
+        self._progress.update(self._rows[key], completed=step, total=total, info=f"loss {loss:.3f}")
+
+    @staticmethod
+    def _usage(errors: int, tokens: int, cost: float) -> str:
+        return f"errors {errors} tokens {tokens:<7,} ${cost:.4f}"
 
 
 class StepProgress:

@@ -28,6 +28,8 @@ class ProgressSink(Protocol):
 
     def advance(self, arm: str, result: Result) -> None: ...
 
+    def training(self, arm: str, step: int, total: int, loss: float) -> None: ...
+
 
 class NoProgress:
     def start_run(self, run_id: str, directory: str) -> None:
@@ -37,6 +39,9 @@ class NoProgress:
         pass
 
     def advance(self, arm: str, result: Result) -> None:
+        pass
+
+    def training(self, arm: str, step: int, total: int, loss: float) -> None:
         pass
 
 

@@ -123,6 +123,7 @@ class ModelSpec(EndpointSpec):
     uri: str = Field(description="openai:<model> | hf:<id-or-path> | lab:<world>")
     price_in_per_1m: float = Field(0.0, ge=0, description="US$ per 1M input tokens")
     price_out_per_1m: float = Field(0.0, ge=0, description="US$ per 1M output tokens")
+    price_train_per_1m: float = Field(0.0, ge=0, description="US$ per 1M tokens trained by a provider fine-tuning job")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1, description="hf/lab: prompts generated together")

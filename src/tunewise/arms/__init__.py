@@ -8,6 +8,7 @@ from pydantic import Field
 
 from tunewise.arms.base import Answer, Arm, ArmContext, ArmParams, Retrieved
 from tunewise.arms.few_shot import FewShotArm, FewShotParams
+from tunewise.arms.finetune import FinetuneArm, FinetuneParams, FinetuneRagArm, FinetuneRagParams
 from tunewise.arms.rag import FewShotRagArm, FewShotRagParams, RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm, ZeroShotParams
 
@@ -16,11 +17,14 @@ ARMS: dict[str, tuple[type[ArmParams], type[Arm]]] = {
     "few_shot": (FewShotParams, FewShotArm),
     "rag": (RagParams, RagArm),
     "few_shot_rag": (FewShotRagParams, FewShotRagArm),
+    "finetune": (FinetuneParams, FinetuneArm),
+    "finetune_rag": (FinetuneRagParams, FinetuneRagArm),
 }
 ARM_NAMES = tuple(ARMS)
 
 AnyArmParams = Annotated[
-    Union[ZeroShotParams, FewShotParams, RagParams, FewShotRagParams], Field(discriminator="arm")
+    Union[ZeroShotParams, FewShotParams, RagParams, FewShotRagParams, FinetuneParams, FinetuneRagParams],
+    Field(discriminator="arm"),
 ]
 
 

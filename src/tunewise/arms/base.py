@@ -13,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import sqlite3
+    from pathlib import Path
 
-    from tunewise.caller import ExampleCaller
+    from tunewise.caller import ExampleCaller, ModelCaller
     from tunewise.data import Dataset, Example
     from tunewise.knowledge.index import KnowledgeIndex
+    from tunewise.runner import ProgressSink
     from tunewise.task import Task
 
 
@@ -35,6 +37,9 @@ class ArmParams(BaseModel):
     def label(self) -> str:
         """How the arm is named in results: `name` if given, else the arm type."""
         return self.name or self.arm
+
+    def check(self, task: Task, index: int) -> None:
+        """Raise InputError if this arm cannot run on `task` (found before a run starts)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ class Answer:
 
 @dataclass
 class ArmContext:
-    """What an arm may use: the task, its splits, the database and, when the task has documents, their index.
+    """What an arm may use: the task, its splits, the database, when the task has documents their index,
+    the run's folder (for what an arm trains) and where to report training progress.
 
     Arms must not read the targets of test examples; only the runner does, to score."""
 
@@ -65,6 +71,8 @@ class ArmContext:
     dataset: Dataset
     db: sqlite3.Connection
     knowledge: KnowledgeIndex | None = None
+    run_dir: Path | None = None
+    progress: ProgressSink | None = None
 
 
 class Arm(ABC):
@@ -80,6 +88,18 @@ class Arm(ABC):
 
     async def prepare(self) -> None:
         """One-off work before answering (index demonstrations, train, ...)."""
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What `prepare` did that the run's manifest should keep (training time, steps, `fixed_cost`)."""
+        return {}
+
+    def caller(self, default: ModelCaller) -> ModelCaller:
+        """The model this arm calls: the task's, unless the arm brings its own (a fine-tuned one)."""
+        return default
+
+    async def aclose(self) -> None:
+        """Release what `prepare` opened."""
 
     @abstractmethod
     async def answer(self, example: Example, lm: ExampleCaller) -> Answer:

@@ -1,0 +1,181 @@
+"""`finetune` and `finetune_rag`: the task's model fine-tuned on the train split, then asked like `zero_shot`
+(or like `rag`, with retrieved passages).
+
+Method `lora` trains a LoRA adapter on an `hf:`/`lab:` model on this machine; `provider` runs a
+fine-tuning job for an `openai:` model. Only train examples (plus an optional `extra:` chat JSONL,
+e.g. synthetic data) are trained on; dev decides when to stop; test answers are never seen. Training
+happens once per run: the adapter or the job is kept in the run folder and reused on `--resume`, and
+an identical training for another arm of the same run (`finetune` and `finetune_rag`) is reused too.
+
+The fine-tuned model's prompt has no demonstrations, so its per-query cost is that of the short
+prompt, at the fine-tuned model's prices; training is the arm's one-off `fixed_cost`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from tunewise.arms.base import Arm, ArmParams
+from tunewise.arms.rag import RagArm, RagParams
+from tunewise.arms.zero_shot import ZeroShotArm
+from tunewise.caller import Prices
+from tunewise.finetune.export import Conversation, conversations, read_jsonl
+from tunewise.finetune.lora import LoraSettings
+from tunewise.finetune.provider import ProviderSettings
+
+if TYPE_CHECKING:
+    from tunewise.caller import ModelCaller
+    from tunewise.models.base import Model
+    from tunewise.task import Task
+
+Method = Literal["auto", "lora", "provider"]
+
+
+class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
+    needs_train = True
+
+    arm: Literal["finetune"] = "finetune"
+    method: Method = Field("auto", description="auto: lora for hf:/lab: models, provider for openai: models")
+    extra: Path | None = Field(None, description="chat JSONL of more training conversations, relative to the task file")
+    merge: bool = Field(True, description="lora: merge the adapter into the weights for inference")
+    hardware_per_hour: float = Field(0.0, ge=0, description="lora: US$ per hour of the machine that trains")
+    price_in_per_1m: float | None = Field(None, ge=0, description="the fine-tuned model's; default the task model's")
+    price_out_per_1m: float | None = Field(None, ge=0, description="the fine-tuned model's; default the task model's")
+
+    def resolved_method(self, task: Task) -> str:
+        if self.method != "auto":
+            return self.method
+        return "provider" if task.model.scheme == "openai" else "lora"
+
+    def check(self, task: Task, index: int) -> None:
+        method, scheme = self.resolved_method(task), task.model.scheme
+        if method == "lora" and scheme == "openai":
+            raise task.error(f"arm '{self.label}': method lora trains hf: or lab: models; for {task.model.uri} use method provider", "arms", index)
+        if method == "provider" and scheme != "openai":
+            raise task.error(f"arm '{self.label}': method provider needs an openai: model, not {task.model.uri}", "arms", index)
+        if self.extra is not None:
+            read_jsonl(task.base_dir / self.extra)
+
+
+class FinetuneRagParams(FinetuneParams, RagParams):
+    arm: Literal["finetune_rag"] = "finetune_rag"  # type: ignore[assignment]
+
+
+@dataclass
+class Tuned:
+    """A fine-tuned model ready to answer, its prices, and what the manifest keeps about its training."""
+
+    model: Model
+    prices: Prices
+    record: dict[str, Any]
+
+
+class FinetunedArm(Arm):
+    """Trains (or reuses) the fine-tuned model in `prepare` and answers through it."""
+
+    params: FinetuneParams
+    tuned: Tuned | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        task, dataset = self.context.task, self.context.dataset
+        train = conversations(task, dataset.train)
+        if self.params.extra is not None:
+            train += read_jsonl(task.base_dir / self.params.extra)
+        dev = conversations(task, dataset.dev)
+        if self.params.resolved_method(task) == "lora":
+            self.tuned = self._lora(train, dev)
+        else:
+            self.tuned = await self._provider(train, dev)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.tuned.record if self.tuned else {}
+
+    def caller(self, default: ModelCaller) -> ModelCaller:
+        assert self.tuned is not None, "prepare() makes the fine-tuned model"
+        return default.with_model(self.tuned.model, self.tuned.prices)
+
+    async def aclose(self) -> None:
+        if self.tuned is not None:
+            await self.tuned.model.aclose()
+
+    @property
+    def seed(self) -> int:
+        return self.context.task.seed if self.params.seed is None else self.params.seed
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.context.run_dir is not None, "fine-tuning keeps what it trains in the run folder"
+        return self.context.run_dir
+
+    def _prices(self) -> Prices:
+        spec = self.context.task.model
+        p = self.params
+        return Prices(
+            spec.price_in_per_1m if p.price_in_per_1m is None else p.price_in_per_1m,
+            spec.price_out_per_1m if p.price_out_per_1m is None else p.price_out_per_1m,
+        )
+
+    def _lora(self, train: list[Conversation], dev: list[Conversation]) -> Tuned:
+        from tunewise.finetune.lora import TrainedAdapter, fingerprint, train_adapter
+        from tunewise.models import local_source
+        from tunewise.models.hf_backend import HFModel, hf_model_id
+
+        task = self.context.task
+        source = local_source(task.model, task.base_dir)
+        settings = LoraSettings.model_validate(self.params.model_dump(include=set(LoraSettings.model_fields)))
+        key = fingerprint(hf_model_id(source), settings, self.seed, train, dev)
+        adapters = self.run_dir / "adapters"
+        found = [a for d in sorted(adapters.glob("[!.]*")) if (a := TrainedAdapter.load(d)) and a.fingerprint == key]
+        adapter = found[0] if found else train_adapter(
+            source, train, dev, settings, seed=self.seed, out=adapters / self.name, fingerprint=key,
+            progress=self._progress,
+        )
+        record = {
+            "method": "lora", "adapter": str(adapter.path.relative_to(self.run_dir)), "steps": adapter.steps,
+            "seconds": round(adapter.seconds, 3), "train_examples": adapter.train_examples,
+            "best_dev_loss": adapter.best_dev_loss, "reused": bool(found),
+            "fixed_cost": adapter.seconds / 3600 * self.params.hardware_per_hour,
+        }
+        model = HFModel(source, task.model, adapter=adapter.path, merge=self.params.merge)
+        return Tuned(model, self._prices(), record)
+
+    async def _provider(self, train: list[Conversation], dev: list[Conversation]) -> Tuned:
+        from tunewise.finetune.provider import run_job
+        from tunewise.models.openai_backend import OpenAIModel
+
+        spec = self.context.task.model
+        epochs = round(self.params.epochs) if "epochs" in self.params.model_fields_set else None
+        payload = json.dumps([spec.uri, epochs, self.seed, train, dev], sort_keys=True)
+        key = hashlib.sha256(payload.encode()).hexdigest()
+        job = await run_job(
+            spec, train, dev, self.params, state_path=self.run_dir / "jobs" / f"{key[:16]}.json",
+            fingerprint=key, epochs=epochs, seed=self.seed,
+        )
+        record = {
+            "method": "provider", "job_id": job.job_id, "model": job.model, "trained_tokens": job.trained_tokens,
+            "train_examples": len(train), "fixed_cost": job.trained_tokens * spec.price_train_per_1m / 1e6,
+        }
+        tuned_spec = spec.model_copy(update={"uri": f"openai:{job.model}"})
+        return Tuned(OpenAIModel(tuned_spec), self._prices(), record)
+
+    def _progress(self, step: int, total: int, loss: float) -> None:
+        if self.context.progress is not None:
+            self.context.progress.training(self.name, step, total, loss)
+
+
+class FinetuneArm(FinetunedArm, ZeroShotArm):
+    """The fine-tuned model, asked with the zero-shot prompt it was trained on."""
+
+
+class FinetuneRagArm(FinetunedArm, RagArm):
+    """The fine-tuned model, asked with retrieved passages (published studies find the gains add up)."""
+
+    params: FinetuneRagParams
