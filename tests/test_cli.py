@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ def test_help_imports_neither_torch_nor_transformers():
         "    app(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'lancedb', 'sentence_transformers', 'scipy') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'openai', 'lancedb', 'sentence_transformers', 'scipy')"
+    " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -43,3 +45,23 @@ def test_index_a_folder_twice_embeds_nothing_the_second_time(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "1 changed, 0 removed, 2 unchanged; 1 chunks embedded now" in second.stdout
+
+
+def test_finetune_export_writes_the_train_split_as_chat_jsonl(tmp_path):
+    from capitals import write_capitals_task
+
+    task = write_capitals_task(tmp_path / "task", "http://unused")
+    out = tmp_path / "train.jsonl"
+    r = subprocess.run([sys.executable, "-m", "tunewise.cli", "finetune", "export", str(task), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 48  # train only
+    assert rows[0]["messages"] == [
+        {"role": "system", "content": "Answer with the name of the capital only."},
+        {"role": "user", "content": "What is the capital of Alberia?"},  # Alania is a test example
+        {"role": "assistant", "content": "BerAlville"},
+    ]
+    r = subprocess.run([sys.executable, "-m", "tunewise.cli", "finetune", "export", str(task), "--out", str(out), "--split", "test"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: --split must be train or dev")

@@ -188,6 +188,30 @@ def lab_model(
     typer.echo(path)
 
 
+finetune_app = typer.Typer(help="Fine-tuning data, for training elsewhere.", no_args_is_help=True)
+app.add_typer(finetune_app, name="finetune")
+
+
+@finetune_app.command("export")
+def finetune_export(
+    task: Annotated[Path, typer.Argument(help="The task file (YAML).")],
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
+    split: Annotated[str, typer.Option("--split", help="train, or dev for a validation file.")] = "train",
+) -> None:
+    """Write a split as chat fine-tuning JSONL: the prompt the finetune arm uses, then the answer."""
+    from tunewise.data import load_dataset
+    from tunewise.errors import InputError
+    from tunewise.finetune.export import conversations, write_jsonl
+    from tunewise.task import load_task
+
+    if split not in ("train", "dev"):
+        raise InputError(f"--split must be train or dev, not '{split}' (test examples are never trained on)")
+    spec = load_task(task)
+    examples = getattr(load_dataset(spec), split)
+    write_jsonl(conversations(spec, examples), out)
+    typer.echo(f"{out}: {len(examples)} {split} conversations")
+
+
 def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
