@@ -16,7 +16,8 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,28 +125,14 @@ def train_adapter(
     fingerprint: str,
     progress: Progress | None = None,
 ) -> TrainedAdapter:
-    """Train a LoRA adapter on `train`, stopping early on `dev`, and save it to `out` (atomically).
-
-    Training runs on one CPU thread: the same bits on any machine, and on a shared 2-core machine
-    measured 7x faster than two threads (6.5 s against 47.7 s for 60 steps of the quick lab model).
-    """
-    import torch
-    from transformers.utils import logging as hf_logging
-
+    """Train a LoRA adapter on `train`, stopping early on `dev`, and save it to `out` (atomically)."""
     started = time.perf_counter()
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    verbosity, threads = hf_logging.get_verbosity(), torch.get_num_threads()
-    hf_logging.set_verbosity_error()  # tunewise draws its own progress; Trainer's notices are noise here
-    hf_logging.disable_progress_bar()
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside transformers/peft, not ours
-            steps, best = _fit(source, train, dev, settings, seed, staging, progress)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        torch.set_num_threads(threads)
+    with _quiet_single_thread():
+        tokenizer, model = _lora_model(source, settings, seed)
+        rows = [encode(tokenizer, c) for c in train], [encode(tokenizer, c) for c in dev]
+        steps, best = _train(model, tokenizer, *rows, settings=settings, seed=seed, out=staging, progress=progress)
     shutil.rmtree(staging / "checkpoints", ignore_errors=True)
     adapter = TrainedAdapter(
         path=out, fingerprint=fingerprint, steps=steps, seconds=time.perf_counter() - started,
@@ -158,28 +145,34 @@ def train_adapter(
     return adapter
 
 
-def _fit(
-    source: str,
-    train: Sequence[Conversation],
-    dev: Sequence[Conversation],
-    settings: LoraSettings,
-    seed: int,
-    out: Path,
-    progress: Progress | None,
-) -> tuple[int, float | None]:
-    """The training run proper (see train_adapter); returns (steps, best dev loss)."""
+@contextmanager
+def _quiet_single_thread() -> Iterator[None]:
+    """One CPU thread and no library chatter while training.
+
+    One thread gives the same bits on any machine, and on a shared 2-core machine it measured 7x
+    faster than two (6.5 s against 47.7 s for 60 steps of the quick lab model). tunewise draws its
+    own progress, so the Trainer's notices and transformers' deprecation warnings are noise here.
+    """
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    verbosity, threads = hf_logging.get_verbosity(), torch.get_num_threads()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        torch.set_num_threads(threads)
+
+
+def _lora_model(source: str, settings: LoraSettings, seed: int) -> tuple[Any, Any]:
+    """The tokenizer (right padding, for training) and the base model wrapped with fresh, seeded LoRA weights."""
     from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-        set_seed,
-    )
-    from transformers.trainer_callback import PrinterCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
@@ -196,7 +189,31 @@ def _fit(
         target_modules=targets,
         fan_in_fan_out=_conv1d(model, targets),
     )
-    model = get_peft_model(model, config)
+    return tokenizer, get_peft_model(model, config)
+
+
+def _train(
+    model: Any,
+    tokenizer: Any,
+    train: list[dict[str, list[int]]],
+    dev: list[dict[str, list[int]]],
+    *,
+    settings: LoraSettings,
+    seed: int,
+    out: Path,
+    progress: Progress | None,
+) -> tuple[int, float | None]:
+    """The Trainer run: evaluate on dev every epoch, stop after `patience` epochs without a better loss,
+    keep the best adapter, save it to `out`; returns (steps, best dev loss)."""
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
     evaluate = "epoch" if dev else "no"
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -237,8 +254,8 @@ def _fit(
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=[encode(tokenizer, c) for c in train],
-        eval_dataset=[encode(tokenizer, c) for c in dev] if dev else None,
+        train_dataset=train,
+        eval_dataset=dev or None,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE),
         callbacks=[report, *([EarlyStoppingCallback(early_stopping_patience=settings.patience)] if dev else [])],
     )
