@@ -34,9 +34,26 @@ def test_encoding_for_training_matches_the_chat_template_tokenization() -> None:
         assert ids[i, :n].tolist() == expected
         assert (weight[i, n:] == 0).all() and (weight[i, :n] > 0).all()
         learned = [t for t, w in zip(ids[i, :n].tolist(), weight[i, :n].tolist()) if w == 1.0]
-        answer = tokenizer(conv[-1]["content"]).input_ids + [tokenizer.eos_token_id]
+        answer = tokenizer(" " + conv[-1]["content"]).input_ids + [tokenizer.eos_token_id]
         assert learned[-len(answer) :] == answer, "the final answer and <|end|> must weigh fully"
-        assert len(learned) == sum(len(tokenizer(m["content"]).input_ids) + 1 for m in conv if m["role"] == "assistant")
+        assert len(learned) == sum(
+            len(tokenizer(" " + m["content"]).input_ids) + 1 for m in conv if m["role"] == "assistant"
+        )
+
+
+def test_an_answer_starts_with_the_tokens_its_words_have_inside_a_sentence() -> None:
+    """Copying a name from the context only works if the answer spells it with the same tokens."""
+    world = generate_world(0)
+    sample = Corpus(world, 1)
+    tokenizer = train_tokenizer([render(sample.item()) for _ in range(300)], 600)
+    name = world.people[0].name
+    conv = [{"role": "user", "content": f"Context:\nThe boss is {name}.\n\nInput:\nWho?"}]
+    prompt = tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+    answered = tokenizer(tokenizer.apply_chat_template(conv + [{"role": "assistant", "content": name}], tokenize=False))
+    in_sentence = tokenizer(f" {name}").input_ids
+    start = len(tokenizer(prompt).input_ids)
+    assert answered.input_ids[start : start + len(in_sentence)] == in_sentence
+    assert in_sentence == tokenizer(f"is {name}.").input_ids[1:-1]
 
 
 def test_world_truth_refuses_an_edited_world(world_dir: Path, tmp_path: Path) -> None:
@@ -73,7 +90,7 @@ def test_quick_model_loads_and_renders_its_chat_template(quick_model: Path) -> N
     assert tokenizer.chat_template == CHAT_TEMPLATE
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where was Ka Lo born?"}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert text == "<|system|>\nBe brief.<|end|>\n<|user|>\nWhere was Ka Lo born?<|end|>\n<|assistant|>\n"
+    assert text == "<|system|>\n Be brief.<|end|>\n<|user|>\n Where was Ka Lo born?<|end|>\n<|assistant|>\n"
     enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=8, do_sample=False)

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 from tunewise.lab.documents import Document, entity_document, html_to_text, place_document, product_groups
 from tunewise.lab.names import SYLLABLES, NameMaker
+from tunewise.lab.tasks import FACT_INSTRUCTIONS
 from tunewise.lab.world import Fact, World, make_entities
 from tunewise.prompt import ContextChunk, Demo, Message, build_messages
 
 INSTRUCTIONS: tuple[str, ...] = (
     "", "", "",
     "Answer the question.",
-    "Answer the question with the name, year or price only.",
+    FACT_INSTRUCTIONS,
     "Use the context to answer.",
     "Give a short answer.",
     "You are a helpful assistant.",
@@ -32,6 +33,7 @@ WRAP_FORMS: tuple[str, ...] = (
     "** {v} **", "{v} ({b})", "{a}: {v} |", "{a} {v} {b}", "{v} #{b}", "- {v} -",
 )
 FRESH_COUNTS = {"places": 4, "companies": 3, "products": 4, "people": 4}
+EXCERPTS = 0.5
 
 
 class Corpus:
@@ -70,7 +72,11 @@ class Corpus:
         return self.rng.choice(INSTRUCTIONS)
 
     def context_question(self) -> tuple[Fact, list[ContextChunk]]:
-        """A fact about freshly invented entities, with its document among 0-2 distractor documents."""
+        """A fact about freshly invented entities, shown in passages the way retrieval hands them over.
+
+        Half the time the passages are short excerpts (the fact's sentence, up to two of its neighbours and maybe a
+        one-sentence distractor), where copying is learned first; otherwise whole documents, gold among 0-1 others.
+        """
         rng = self.rng
         fresh = make_entities(rng, NameMaker(rng, self.reserved), FRESH_COUNTS)
         groups = [[e] for e in fresh.people + fresh.companies] + product_groups(fresh.products)
@@ -80,23 +86,54 @@ class Corpus:
         ]
         docs += [place_document(f"t{rng.randint(0, 9999):04d}", p, rng) for p in fresh.places[:2]]
         gold = rng.choice(docs[: len(groups)])
-        chosen = [gold] + rng.sample([d for d in docs if d is not gold], rng.randint(0, 2))
-        rng.shuffle(chosen)
         fact = rng.choice(gold.facts)
-        return fact, [self.chunk(d) for d in chosen]
+        others = rng.sample([d for d in docs if d is not gold], rng.randint(0, 1))
+        if rng.random() < EXCERPTS:
+            chosen = [self.excerpt(gold, fact)] + [self.excerpt(d, None) for d in others]
+        else:
+            chosen = [self.chunk(d) for d in [gold] + others]
+        rng.shuffle(chosen)
+        return fact, chosen
+
+    def excerpt(self, doc: Document, fact: Fact | None) -> ContextChunk:
+        """A few sentences of `doc` in their order: the one stating `fact` and up to two others, or one if no fact."""
+        sentences = list(doc.sentences)
+        if fact is None:
+            return ContextChunk(self.rng.choice(sentences), doc.filename)
+        stating = next(s for s in sentences if fact.subject in s and fact.value in s)
+        rest = [s for s in sentences if s != stating]
+        keep = {stating, *self.rng.sample(rest, min(len(rest), self.rng.randint(0, 2)))}
+        return ContextChunk(" ".join(s for s in sentences if s in keep), doc.filename)
 
     def chunk(self, doc: Document) -> ContextChunk:
-        """A document as retrieval would hand it over: raw text, html sometimes stripped of tags."""
+        """A whole document as the knowledge index reads it: html as its text, whose title is often dropped."""
         text = doc.render()
-        if doc.ext == "html" and self.rng.random() < 0.5:
+        if doc.ext == "html":
             text = html_to_text(text)
-        return ContextChunk(text.strip(), f"docs/{doc.filename}")
+            if self.rng.random() < 0.5:
+                text = text.split("\n", 1)[1]
+        return ContextChunk(text.strip(), doc.filename)
+
+    def copy_item(self) -> list[Message]:
+        """A first-phase conversation: a question answered from retrieved-looking passages, or one time in five a
+        known fact closed-book; no demonstrations or invented instructions yet.
+
+        A tiny model learns to copy from context only when copying is most of what it sees; the full mix follows.
+        """
+        instructions = self.rng.choice(("", FACT_INSTRUCTIONS))
+        if self.rng.random() < 0.2:
+            fact, context = self.next_known(), []
+        else:
+            fact, context = self.context_question()
+        return build_messages(instructions, fact.question, context=context) + [
+            {"role": "assistant", "content": fact.value}
+        ]
 
     def item(self) -> list[Message]:
-        """One conversation: 20% closed-book known fact, 45% answer from context, 35% with demonstrations."""
+        """One conversation: 15% closed-book known fact, 50% answer from context, 35% with demonstrations."""
         roll = self.rng.random()
         instructions = self.instructions()
-        if roll < 0.2:
+        if roll < 0.15:
             fact = self.next_known()
             return build_messages(instructions, fact.question) + [{"role": "assistant", "content": fact.value}]
         if roll < 0.65:

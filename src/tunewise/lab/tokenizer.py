@@ -12,9 +12,12 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant")
 END = "<|end|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS: list[str] = [PAD, END] + [f"<|{r}|>" for r in ROLES]
+# A turn's content starts after a space, so a word opening an answer is the same token as that word inside a
+# sentence: the tiny model can then copy a name from the context instead of learning a second spelling of it.
+# The generation prompt stops before that space; the model writes it as part of its first token.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
+    "{{ '<|' + message['role'] + '|>\\n ' + message['content'] + '<|end|>\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
@@ -47,4 +50,4 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenize
 
 def render(messages: list[dict[str, str]]) -> str:
     """A conversation as text, exactly what the chat template produces."""
-    return "".join(f"<|{m['role']}|>\n{m['content']}{END}\n" for m in messages)
+    return "".join(f"<|{m['role']}|>\n {m['content']}{END}\n" for m in messages)
