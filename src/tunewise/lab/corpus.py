@@ -7,7 +7,7 @@ Only facts marked known ever enter the stream; the rest of the world exists only
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tunewise.lab.documents import Document, entity_document, html_to_text, place_document, product_groups
 from tunewise.lab.names import SYLLABLES, NameMaker
@@ -122,25 +122,19 @@ class Corpus:
         """
         instructions = self.rng.choice(("", FACT_INSTRUCTIONS))
         if self.rng.random() < 0.2:
-            fact, context = self.next_known(), []
-        else:
-            fact, context = self.context_question()
-        return build_messages(instructions, fact.question, context=context) + [
-            {"role": "assistant", "content": fact.value}
-        ]
+            return answered(instructions, self.next_known())
+        fact, context = self.context_question()
+        return answered(instructions, fact, context=context)
 
     def item(self) -> list[Message]:
         """One conversation: 15% closed-book known fact, 50% answer from context, 35% with demonstrations."""
         roll = self.rng.random()
         instructions = self.instructions()
         if roll < 0.15:
-            fact = self.next_known()
-            return build_messages(instructions, fact.question) + [{"role": "assistant", "content": fact.value}]
+            return answered(instructions, self.next_known())
         if roll < 0.65:
             fact, context = self.context_question()
-            return build_messages(instructions, fact.question, context=context) + [
-                {"role": "assistant", "content": fact.value}
-            ]
+            return answered(instructions, fact, context=context)
         wrap = self.wrapper()
         demos = [Demo(f.question, wrap(f.value)) for f in (self.next_known() for _ in range(self.rng.randint(1, 3)))]
         context: list[ContextChunk] = []
@@ -148,6 +142,18 @@ class Corpus:
             fact = self.next_known()
         else:
             fact, context = self.context_question()
-        messages = build_messages(instructions, fact.question, demos, context)
-        return messages + [{"role": "assistant", "content": wrap(fact.value)}]
+        return answered(instructions, fact, demos, context, wrap)
+
+
+def answered(
+    instructions: str,
+    fact: Fact,
+    demos: Sequence[Demo] = (),
+    context: Sequence[ContextChunk] = (),
+    wrap: Callable[[str], str] = str,
+) -> list[Message]:
+    """The conversation asking `fact`'s question in the inference layout, ending with its (wrapped) answer."""
+    return build_messages(instructions, fact.question, demos, context) + [
+        {"role": "assistant", "content": wrap(fact.value)}
+    ]
 
