@@ -18,7 +18,7 @@ class CountingModel:
     def __init__(self):
         self.sampled = 0
 
-    async def complete(self, request, n=1):
+    async def complete(self, request, n=1, *, first=0):
         out = []
         for _ in range(n):
             self.sampled += 1

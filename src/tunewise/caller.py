@@ -117,7 +117,7 @@ class ModelCaller:
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         self._inflight[inflight_key] = future
         try:
-            completions = await self.model.complete(request, len(indices))
+            completions = await self.model.complete(request, len(indices), first=indices[0])
             for i, completion in zip(indices, completions):
                 self.cache.put(key, i, self.model.id, request, completion, self.prices.cost(completion))
             future.set_result(completions)
