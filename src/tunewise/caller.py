@@ -47,6 +47,11 @@ class Usage:
         self.cost += sample.cost
         self.fresh_cost += 0.0 if sample.cached else sample.cost
 
+    def absorb(self, other: Usage) -> None:
+        """Add what another example's calls took (e.g. an arm's calls on train examples, summed)."""
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass(frozen=True)
 class Prices:
