@@ -6,11 +6,13 @@ task's requirements, or the best arm and the size of its gap when none does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from tunewise.boost_stats import boost_fields
 from tunewise.store import Result
 from tunewise.task import Requirements
 
@@ -35,6 +37,19 @@ class ArmSummary(BaseModel):
     recall_at_k: float | None = None
     mrr: float | None = None
     retrieval_k: int | None = None
+    # self_consistency and committee: scores from the pool of candidates (see boost_stats)
+    maj_at_k: dict[str, float] | None = None
+    oracle_at_k: dict[str, float] | None = None
+    single: float | None = None
+    selected: float | None = None
+    coverage: float | None = None
+    recovery: float | None = None
+    # adaptive_rag (see boost_stats)
+    retrieval_rate: float | None = None
+    tokens_saved_pct: float | None = None
+    tokens_saved_vs: str | None = None
+    score_vs_baseline: float | None = None
+    necessity: dict[str, Any] | None = None
 
 
 class Recommendation(BaseModel):
@@ -68,8 +83,11 @@ def bootstrap_ci(scores: Sequence[float], *, confidence: float = 0.95, seed: int
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
-def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0) -> ArmSummary:
-    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens."""
+def summarize_arm(
+    name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0, record: Mapping[str, Any] | None = None
+) -> ArmSummary:
+    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens;
+    and the arm's own statistics from its results and its `prepare` record (boost_stats)."""
     rows = list(results)
     n = len(rows)
     scores = [r.score for r in rows]
@@ -95,6 +113,7 @@ def summarize_arm(name: str, results: Iterable[Result], *, seed: int = 0, fixed_
         recall_at_k=float(np.mean([x["recall"] for x in retrieval])) if retrieval else None,
         mrr=float(np.mean([x["rr"] for x in retrieval])) if retrieval else None,
         retrieval_k=max(x["k"] for x in retrieval) if retrieval else None,
+        **boost_fields(rows, record or {}),
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tunewise import __version__
 from tunewise.arms import ArmContext, build_arm
+from tunewise.boost_stats import compare_with_baselines
 from tunewise.cache import ResponseCache
 from tunewise.caller import ModelCaller, Prices
 from tunewise.data import Dataset, load_dataset
@@ -62,9 +63,11 @@ def summary_of(store: RunStore) -> Summary:
             [r for (arm, _), r in latest.items() if arm == name],
             seed=manifest.get("seed", 0),
             fixed_cost=training.get(name, {}).get("fixed_cost", 0.0),
+            record=training.get(name, {}),
         )
         for name in manifest["arm_names"]
     ]
+    compare_with_baselines(arms, manifest["arms"])
     requirements = Requirements.model_validate(manifest.get("requirements") or {})
     return Summary(
         run_id=store.run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunewise.decide import Summary
+from tunewise.report.boosting import boosting_lines
 
 COLUMNS = ["arm", "score", "95% CI", "n", "$/1k queries", "p50 ms", "p95 ms", "tokens in", "tokens out", "errors"]
 
@@ -62,6 +63,7 @@ def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
         *["| " + " | ".join(row) + " |" for row in arm_rows(summary)],
         "",
         *_retrieval_lines(summary),
+        *boosting_lines(summary),
         *_skipped_lines(manifest),
         f"Model `{summary.model}`; splits {manifest.get('splits')}; seed {manifest.get('seed')}; "
         f"tunewise {manifest.get('tunewise_version')}. Errored examples score 0; tokens are means per query.",
