@@ -51,6 +51,18 @@ def _gap(a: ArmSummary) -> list[str]:
     ]
 
 
+def _rule(gate: dict) -> str:
+    """The fitted gate in words."""
+    if gate.get("kind") != "agreement":
+        return str(gate.get("kind", "—"))
+    t, g = gate["threshold"], gate["probes"]
+    if t > g:
+        return "always retrieve"
+    if t <= 1:
+        return "never retrieve"
+    return f"retrieve when fewer than {t} of {g} closed-book samples agree"
+
+
 def _gate_lines(arms: list[ArmSummary]) -> list[str]:
     rows = [a for a in arms if a.retrieval_rate is not None or a.necessity]
     if not rows:
@@ -62,12 +74,10 @@ def _gate_lines(arms: list[ArmSummary]) -> list[str]:
     for a in rows:
         n = a.necessity or {}
         gate = n.get("gate") or {}
-        rule = f"{gate.get('kind')}: retrieve below {gate.get('threshold')} of {gate.get('probes')} agreeing" if gate.get(
-            "kind") == "agreement" else str(gate.get("kind", "—"))
         lines.append(
             f"| {a.name} | {_num(a.retrieval_rate)} | {_num(a.tokens_saved_pct, '.1f')}% | {a.tokens_saved_vs or '—'} "
             f"| {_num(a.score_vs_baseline, '+.3f')} | {_num(n.get('necessary_rate'))} | {n.get('k')} / {n.get('r')} "
-            f"| {rule} (train accuracy {_num(gate.get('train_accuracy'))}) |"
+            f"| {_rule(gate)} (train accuracy {_num(gate.get('train_accuracy'))}) |"
         )
     lines.append("")
     for a in rows:
