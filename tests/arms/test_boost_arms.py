@@ -180,6 +180,7 @@ def test_adaptive_rag_retrieves_when_needed_saves_tokens_and_measures_the_gap(tm
         ({"committee": {"check": {"json_schema": {"type": "thing"}}}}, "bad check json_schema"),
         ({"committee": {"check": "python:nowhere:fn"}}, "cannot import metric module 'nowhere'"),
         ({"self_consistency": {"temperature": 0}}, "greater than 0"),
+        ({"adaptive_rag": {"baseline": "rag_bm25"}}, "baseline 'rag_bm25' is not an arm of this task"),
         ({"self_consistency": {"samples": 4}}, "unknown field 'samples'"),
     ],
 )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tunewise.caller import ExampleCaller
     from tunewise.data import Example
     from tunewise.models.base import ChatRequest
+    from tunewise.task import Task
 
 NEED_SYSTEM = "You decide whether a question needs looking up in documents. Reply with yes or no only."
 
@@ -64,6 +65,11 @@ class AdaptiveRagParams(RagParams):
             raise ValueError(f"probes ({self.probes}) cannot exceed necessity_k ({self.necessity_k}): "
                              "the gate is fitted on the first probes of the train samples")
         return self
+
+    def check(self, task: Task, index: int) -> None:
+        """A `baseline` named on purpose must be an arm of the task (the default `rag` may be absent)."""
+        if "baseline" in self.model_fields_set and self.baseline not in [a.label for a in task.arms]:
+            raise task.error(f"arm '{self.label}': baseline '{self.baseline}' is not an arm of this task", "arms", index)
 
 
 class AdaptiveRagArm(RagArm):
