@@ -111,3 +111,26 @@ def test_pool_statistics_and_recovery():
     assert stats["recovery"] == pytest.approx(0.5)
     assert recovery(0.5, 0.5, 0.5) is None  # nothing to recover
     assert pool_fields([Result("a", "e", "", "", 1.0)]) == {}
+
+
+def test_soundness_checks(tmp_path):
+    from tunewise.arms.checks import CheckSpec
+
+    year = CheckSpec.model_validate({"regex": r"\d{4}"}).build()
+    assert year(" 1999 ", {}) and not year("in 1999", {})
+    schema = CheckSpec.model_validate({"json_schema": {"type": "object", "required": ["name"]}}).build()
+    assert schema('```json\n{"name": "x"}\n```', {}) and not schema('{"other": 1}', {}) and not schema("name: x", {})
+    (tmp_path / "tests_pass.py").write_text(
+        "def run(answer, fields):\n"
+        "    scope = {}\n"
+        "    exec(answer, scope)\n"
+        "    exec(fields['test'], scope)\n"
+        "    return True\n"
+    )
+    tests = CheckSpec.model_validate("python:tests_pass:run").build(tmp_path)
+    fields = {"test": "assert add(2, 3) == 5"}
+    assert tests("def add(a, b):\n    return a + b", fields)
+    assert not tests("def add(a, b):\n    return a - b", fields)  # the task's test fails: so does the check
+    assert not tests("def add(a, b) return", fields)  # a syntax error too
+    with pytest.raises(ValueError, match="exactly one|one of"):
+        CheckSpec.model_validate({"regex": "x", "python": "python:a:b"})

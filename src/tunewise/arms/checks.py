@@ -5,8 +5,9 @@
     check: python:checks:passes_tests          # passes_tests(answer, fields) -> bool
 
 A `python:` check gets the example's data fields without the target (and without `gold_docs`), so it
-can run the task's own tests, e.g. a `test` column of a code task. It is resolved like a `python:`
-metric: a module next to the task file first, then an installed one.
+can run the task's own tests, e.g. a `test` column of a code task; an answer that makes it raise
+fails it. It is resolved like a `python:` metric: a module next to the task file first, then an
+installed one.
 """
 
 from __future__ import annotations
@@ -75,4 +76,11 @@ class CheckSpec(BaseModel):
 
             return valid
         func = import_function(self.python or "", base_dir)
-        return lambda answer, fields: bool(func(answer, fields))
+
+        def passes(answer: str, fields: Mapping[str, Any]) -> bool:
+            try:
+                return bool(func(answer, fields))
+            except Exception:  # noqa: BLE001 - an answer that makes the check (e.g. the tests) raise fails it
+                return False
+
+        return passes
