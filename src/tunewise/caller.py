@@ -168,6 +168,12 @@ class ExampleCaller:
         samples = await self.caller.complete(request, n, arm=self.arm, example_id=self.example_id)
         for s in samples:
             self.usage.add(s)
+        # One request bills its prompt once. Its samples may have been drawn in two calls (the first ones
+        # cached, e.g. by another arm asking for fewer): count the prompt once, as asking for n at once would.
+        repeated = sum(s.tokens_in for s in samples) - max(s.tokens_in for s in samples)
+        if repeated:
+            self.usage.tokens_in -= repeated
+            self.usage.cost -= repeated * self.caller.prices.input_per_1m / 1e6
         # Samples of one request arrive together: the example waited once, not n times.
         self.usage.latency_ms += max(s.latency_ms for s in samples)
         return samples
