@@ -21,7 +21,7 @@ def _pool_lines(arms: list[ArmSummary]) -> list[str]:
     if not rows:
         return []
     return [
-        "Candidates pools (every candidate scored): maj@k is the majority of the first k, best-of-k whether any "
+        "Candidate pools (every candidate scored): maj@k is the majority of the first k, best-of-k whether any "
         "of them is right; recovery = (selected − single) / (coverage − single).",
         "",
         "| arm | maj@k | best-of-k | single | selected | coverage | recovery |",
