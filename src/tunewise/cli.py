@@ -120,7 +120,7 @@ def show(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Show a run's results (also of a run still going or interrupted)."""
-    from tunewise.experiment import summary_of
+    from tunewise.summary import summary_of
     from tunewise.store import RunStore
 
     store = RunStore.open(runs_dir, run_id)
@@ -216,11 +216,12 @@ def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunewise.report.markdown import COLUMNS, arm_rows
+    from tunewise.report.content import arm_table
 
     out = Console()
-    table = Table(*COLUMNS, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
-    for row in arm_rows(summary):
+    arms = arm_table(summary)
+    table = Table(*arms.headers, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
+    for row in arms.rows:
         table.add_row(*row)
     out.print(table)
     rec = summary.recommendation
