@@ -199,15 +199,20 @@ def test_no_results_yet():
     assert rec.arm is None and rec.reasons == ["no arm has results yet"]
 
 
-def arm(name: str, score: float, cost: float, p95: float) -> ArmSummary:
+def arm(name: str, score: float, cost: float, p95: float, tokens: float = 0) -> ArmSummary:
     return ArmSummary(name=name, score=score, ci=[score, score], n=10, cost_per_1k=cost, p50_latency_ms=p95,
-                      p95_latency_ms=p95, tokens_in=0, tokens_out=0, errors=0, calls=10, cached_calls=0, fresh_cost=0)
+                      p95_latency_ms=p95, tokens_in=tokens, tokens_out=0, errors=0, calls=10, cached_calls=0, fresh_cost=0)
 
 
 def test_pareto_front():
     arms = [arm("cheap", 0.6, 1, 100), arm("good", 0.9, 3, 300), arm("fast", 0.5, 2, 50),
             arm("dominated", 0.6, 2, 200), arm("twin", 0.6, 1, 100)]
     assert pareto_front(arms) == {"cheap", "good", "fast", "twin"}  # equal on all three: neither dominates
+
+
+def test_pareto_front_without_prices_uses_tokens_for_cost():
+    arms = [arm("short", 0.5, 0, 100, tokens=40), arm("long", 0.5, 0, 100, tokens=400), arm("better", 0.7, 0, 100, tokens=400)]
+    assert pareto_front(arms) == {"short", "better"}
 
 
 def test_comparisons_are_holm_adjusted_over_all_pairs():

@@ -184,14 +184,17 @@ def significantly_worse(comparisons: Sequence[Comparison], a: str, b: str) -> bo
 
 
 def pareto_front(arms: Sequence[ArmSummary]) -> set[str]:
-    """Arms no other arm beats on one of (score, cost per 1k, p95 latency) without losing on another."""
+    """Arms no other arm beats on one of (score, cost per 1k, p95 latency) without losing on another.
+    With no prices set every arm costs $0, so tokens per query stand in for cost."""
+    scored = [a for a in arms if a.n > 0]
+    priced = any(a.cost_per_1k for a in scored)
+
+    def key(a: ArmSummary) -> tuple[float, float, float]:
+        return (-a.score, a.cost_per_1k if priced else a.tokens_in + a.tokens_out, a.p95_latency_ms)
 
     def dominates(o: ArmSummary, a: ArmSummary) -> bool:
-        no_worse = o.score >= a.score and o.cost_per_1k <= a.cost_per_1k and o.p95_latency_ms <= a.p95_latency_ms
-        better = o.score > a.score or o.cost_per_1k < a.cost_per_1k or o.p95_latency_ms < a.p95_latency_ms
-        return no_worse and better
+        return all(x <= y for x, y in zip(key(o), key(a))) and key(o) != key(a)
 
-    scored = [a for a in arms if a.n > 0]
     return {a.name for a in scored if not any(dominates(o, a) for o in scored if o is not a)}
 
 

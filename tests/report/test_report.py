@@ -93,3 +93,10 @@ def test_disagreements_show_the_recommended_arms_misses_first_and_ignore_errors(
     assert (d.total, d.out_of, d.missed) == (2, 4, 1)
     assert d.examples[0].input == "input e1" and [o.arm for o in d.examples[0].outputs] == ["cheap", "dear"]
     assert "cheap scores lower than another arm on 1 of them" in d.headline
+
+
+def test_when_the_arms_never_disagree_a_few_answers_are_shown_as_they_are():
+    rows = [result(arm, f"e{i}", 0) for arm in ("a", "b") for i in range(10)]
+    d = disagreements(rows, ["a", "b"], "a", limit=6)
+    assert d.total == 0 and [e.example_id for e in d.examples] == ["e0", "e1", "e2"]
+    assert d.headline == "The arms score all 10 examples the same; 3 of them as they are:"

@@ -44,7 +44,7 @@ def score_cost_chart(summary: Summary) -> Chart:
     priced = any(a.cost_per_1k for a in arms)
     x = [a.cost_per_1k if priced else a.tokens_in + a.tokens_out for a in arms]
     fig = go.Figure(go.Scatter(
-        x=x, y=[a.score for a in arms], mode="markers+text", text=[a.name for a in arms], textposition="top center",
+        x=x, y=[a.score for a in arms], mode="markers+text", text=[a.name for a in arms], textposition="middle right",
         marker={"size": 13, "color": _colors(arms, summary.recommendation.arm),
                 "symbol": ["star" if a.pareto else "circle" for a in arms]},
         error_y={"type": "data", "symmetric": False, "array": [a.ci[1] - a.score for a in arms],

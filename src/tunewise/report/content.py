@@ -18,7 +18,7 @@ CI_NOTE = (
     " (with a paired bootstrap CI of the difference); p-values are Holm-adjusted over all pairs and a difference"
     " is called significant at p < 0.05. Latencies are of answered examples; tokens are means per query; costs"
     " are in US$, per 1,000 queries, with one-off (training) costs apart. ★ marks the Pareto front over score,"
-    " cost per 1k and p95 latency."
+    " cost per 1k (tokens per query when no prices are set) and p95 latency."
 )
 TEXT_LIMIT = 300
 
@@ -60,7 +60,7 @@ class Disagreements:
     @property
     def headline(self) -> str:
         if not self.total:
-            return "The arms score every example the same."
+            return f"The arms score all {self.out_of} examples the same; {len(self.examples)} of them as they are:"
         line = (f"The arms score differently on {self.total} of the {self.out_of} examples they all have results for;"
                 f" {len(self.examples)} shown.")
         if self.recommended:
@@ -127,7 +127,8 @@ def clip(text: str, limit: int = TEXT_LIMIT) -> str:
 def disagreements(results: Iterable[Result], arms: Sequence[str], recommended: str | None, limit: int = 6) -> Disagreements:
     """Examples every arm has a result for and the arms that answered scored differently (errors alone do
     not make a disagreement): half those the recommended arm misses and another gets right (what another
-    arm would buy), half those it gets right and another misses."""
+    arm would buy), half those it gets right and another misses. When the arms never disagree, a few
+    examples as they are (all wrong, say, shows what the model answers)."""
     by_example: dict[str, dict[str, Result]] = {}
     for r in results:
         by_example.setdefault(r.example_id, {})[r.arm] = r
@@ -138,7 +139,7 @@ def disagreements(results: Iterable[Result], arms: Sequence[str], recommended: s
     missed = set(misses)
     hits = [e for e in split if e not in missed]
     half = limit // 2
-    chosen = (misses[:half] + hits[:half] + misses[half:] + hits[half:])[:limit]
+    chosen = (misses[:half] + hits[:half] + misses[half:] + hits[half:])[:limit] if split else list(complete)[:half]
     examples = [
         Disagreement(
             e,

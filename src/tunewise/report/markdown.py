@@ -24,7 +24,7 @@ def _disagreement_lines(report: Report) -> list[str]:
     for ex in report.disagreements.examples:
         lines += [f"**{_cell(ex.example_id)}** — input: {_cell(ex.input) or '(not recorded)'} — target: `{_cell(ex.target)}`", ""]
         lines += _table(Table(["arm", "output", "score"], [
-            [o.arm, f"error: {o.error}" if o.error else o.output, f"{o.score:.2f}"] for o in ex.outputs]))
+            [o.arm, f"error: {o.error}" if o.error else o.output or "(empty)", f"{o.score:.2f}"] for o in ex.outputs]))
     return lines
 
 
