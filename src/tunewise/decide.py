@@ -210,10 +210,10 @@ def break_even(arms: Sequence[ArmSummary], comparisons: Sequence[Comparison], re
     worse than): the volume at which its one-off cost is repaid by cheaper queries, and what that means at
     `monthly_queries`."""
     prompting = [a for a in arms if not a.fine_tuned and a.n]
+    if not prompting:
+        return []
     out = []
     for ft in (a for a in arms if a.fine_tuned and a.n):
-        if not prompting:
-            continue
         matched = [p for p in prompting if ft.score >= p.score or not significantly_worse(comparisons, ft.name, p.name)]
         if not matched:
             best = max(prompting, key=lambda p: p.score)
