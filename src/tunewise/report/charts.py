@@ -55,7 +55,10 @@ def score_cost_chart(summary: Summary) -> Chart:
         fig.add_hline(y=req.min_score, line_dash="dash", line_color="#b00020", annotation_text=f"min_score {req.min_score:g}")
     if priced and req.max_cost_per_1k is not None:
         fig.add_vline(x=req.max_cost_per_1k, line_dash="dot", line_color="#b00020", annotation_text="max_cost_per_1k")
+    lo, hi = min(x, default=0.0), max(x, default=1.0)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
     fig.update_layout(xaxis_title="US$ per 1,000 queries" if priced else "tokens per query (no prices set)",
+                      xaxis_range=[lo - pad, hi + 2 * pad],  # room for the labels right of the markers
                       yaxis_title="score (95% CI)", yaxis_range=[-0.05, 1.08], showlegend=False)
     caption = ("Higher and further left is better; ★ marks the Pareto front, green the recommendation."
                + ("" if priced else " No prices are set, so every arm costs $0: tokens per query stand in for cost."))
@@ -97,10 +100,13 @@ def break_even_chart(summary: Summary) -> Chart | None:
         for a in arms
     ])
     if req.monthly_queries:
-        fig.add_vline(x=req.monthly_queries, line_dash="dash", line_color="#b00020",
-                      annotation_text=f"monthly_queries {req.monthly_queries:,}")
+        fig.add_vline(x=req.monthly_queries, line_dash="dash", line_color="#b00020")
+        # an annotation on a log axis is placed by log10 of its value (a shape is not)
+        fig.add_annotation(x=np.log10(req.monthly_queries), y=1, yref="paper", xanchor="left", showarrow=False,
+                           text=f" monthly_queries {req.monthly_queries:,}", font={"color": "#b00020"})
     positive = all(a.cost_per_1k > 0 or a.fixed_cost > 0 for a in arms)  # a log axis cannot show $0
-    fig.update_layout(xaxis_type="log", xaxis_title="queries per month", yaxis_type="log" if positive else "linear",
+    fig.update_layout(xaxis={"type": "log", "dtick": 1, "title": "queries per month"},
+                      yaxis={"type": "log", "dtick": 1} if positive else {"type": "linear"},
                       yaxis_title="US$ per month", legend={"orientation": "h", "y": -0.2})
     caption = (f"One-off (training) costs are spread over {req.amortize_months:g} months (requirements.amortize_months);"
                " solid lines are fine-tuned arms. Where lines cross, the cheaper arm changes.")
