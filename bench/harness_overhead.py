@@ -465,8 +465,8 @@ _TUNEWISE_SPOTS = [
     ("tunewise/cache.py", "log_call"),
     ("tunewise/runner.py", "score_answer"),
     ("tunewise/store.py", "append"),
-    ("tunewise/experiment.py", "summary_of"),
-    ("tunewise/decide.py", "bootstrap_ci"),
+    ("tunewise/summary.py", "summary_of"),
+    ("tunewise/stats.py", "mean_ci"),
     ("tunewise/report/__init__.py", "write_reports"),
     ("tunewise/store.py", "update_manifest"),
 ]

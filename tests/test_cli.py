@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 
-def test_help_imports_neither_torch_nor_transformers():
+def test_help_imports_no_heavy_library():
     code = (
         "import sys\n"
         "from tunewise.cli import app\n"
@@ -15,7 +15,7 @@ def test_help_imports_neither_torch_nor_transformers():
         "    app(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'openai', 'lancedb', 'sentence_transformers', 'scipy')"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'openai', 'lancedb', 'sentence_transformers', 'scipy', 'plotly')"
     " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )

@@ -1,28 +1,47 @@
-"""Scores, CIs and the recommendation, on constructed results."""
+"""The decision rules on constructed results: scores, ties, no arm meeting the bar, tiny n, break-even,
+errors, the Pareto front."""
 
 from __future__ import annotations
 
 import pytest
 
-from tunewise.decide import bootstrap_ci, recommend, summarize_arm
+from tunewise.decide import (
+    ArmSummary,
+    Summary,
+    answered_scores,
+    build_summary,
+    pareto_front,
+    recommend,
+    summarize_arm,
+)
 from tunewise.store import Result
 from tunewise.task import Requirements
 
 
-def results(arm: str, scores: list[float], *, cost: float = 0.001, latency: float = 100.0, errors: int = 0) -> list[Result]:
-    rows = [Result(arm, f"e{i}", "x", "x", s, cost=cost, latency_ms=latency + i, calls=1) for i, s in enumerate(scores)]
+def results(
+    arm: str, scores: list[float], *, cost: float = 0.001, latency: float = 100.0, errors: int = 0, tokens_in: int = 50
+) -> list[Result]:
+    rows = [Result(arm, f"e{i}", "x", "x", s, cost=cost, latency_ms=latency + i, calls=1, tokens_in=tokens_in)
+            for i, s in enumerate(scores)]
     for r in rows[:errors]:
         r.error, r.score = "HTTP 500: boom", 0.0
     return rows
 
 
-def test_bootstrap_ci_brackets_the_mean_and_narrows_with_n():
-    small = bootstrap_ci([1, 0] * 10)
-    large = bootstrap_ci([1, 0] * 200)
-    assert small[0] < 0.5 < small[1] and large[0] < 0.5 < large[1]
-    assert (large[1] - large[0]) < (small[1] - small[0]) / 3
-    assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
-    assert bootstrap_ci([0, 1, 1, 0, 1]) == bootstrap_ci([0, 1, 1, 0, 1])  # seeded
+def decide(arms: dict[str, list[Result]], req: Requirements, *, fixed: dict[str, float] | None = None) -> Summary:
+    """The whole decision (comparisons, break-even, recommendation) on constructed per-arm results."""
+    fixed = fixed or {}
+    rows = [summarize_arm(name, rs, fixed_cost=fixed.get(name, 0.0), fine_tuned=name in fixed) for name, rs in arms.items()]
+    every = [r for rs in arms.values() for r in rs]
+    return build_summary(run_id="r", task="t", model="m", arms=rows, answered=answered_scores(every, list(arms)),
+                         requirements=req)
+
+
+def reason(summary: Summary | object, *words: str) -> str:
+    reasons = summary.recommendation.reasons if isinstance(summary, Summary) else summary.reasons
+    found = [r for r in reasons if all(w in r for w in words)]
+    assert found, f"no reason with {words} in {reasons}"
+    return found[0]
 
 
 def test_summary_counts_errors_as_zero_and_excludes_their_latency():
@@ -30,21 +49,59 @@ def test_summary_counts_errors_as_zero_and_excludes_their_latency():
     assert arm.score == 0.75 and arm.errors == 1 and arm.n == 4
     assert arm.p50_latency_ms == 102.0  # latencies of the three answered examples: 101, 102, 103
     assert arm.cost_per_1k == pytest.approx(1.0)
+    assert arm.ci_method == "wilson"
 
 
 def test_cheapest_arm_meeting_the_bar_wins():
-    cheap = summarize_arm("zero_shot", results("zero_shot", [1] * 45 + [0] * 5, cost=0.001))
-    dear = summarize_arm("few_shot", results("few_shot", [1] * 48 + [0] * 2, cost=0.004))
-    rec = recommend([cheap, dear], Requirements(min_score=0.8))
-    assert rec.arm == "zero_shot" and rec.meets_requirements
+    s = decide({"zero_shot": results("zero_shot", [1] * 180 + [0] * 20, cost=0.001),
+                "few_shot": results("few_shot", [1] * 190 + [0] * 10, cost=0.004)}, Requirements(min_score=0.8))
+    assert s.recommendation.arm == "zero_shot" and s.recommendation.meets_requirements
+    assert "with its whole CI above min_score" in reason(s, "cheapest of 2")
+
+
+def test_tie_a_pricier_arm_not_significantly_better_loses_and_is_named():
+    # few_shot is right on 3 more examples: McNemar p = 0.25, not significant
+    s = decide({"zero_shot": results("zero_shot", [1] * 180 + [0] * 20, cost=0.001),
+                "few_shot": results("few_shot", [1] * 183 + [0] * 17, cost=0.004)}, Requirements(min_score=0.8))
+    assert s.recommendation.arm == "zero_shot"
+    assert "the cheaper arm is preferred" in reason(s, "few_shot", "not significant")
+
+
+def test_tie_a_significantly_better_pricier_arm_is_said_to_be_so():
+    s = decide({"zero_shot": results("zero_shot", [1] * 175 + [0] * 25, cost=0.001),
+                "few_shot": results("few_shot", [1] * 198 + [0] * 2, cost=0.004)}, Requirements(min_score=0.8))
+    assert s.recommendation.arm == "zero_shot"  # the bar is met; the margin is the builder's call
+    assert "+0.115 on 200 shared examples" in reason(s, "few_shot is significantly better")
+
+
+def test_tie_on_cost_goes_to_fewer_tokens_and_says_why():
+    s = decide({"few_shot": results("few_shot", [1] * 50, cost=0.0, tokens_in=400),
+                "zero_shot": results("zero_shot", [1] * 50, cost=0.0, tokens_in=60)}, Requirements(min_score=0.8))
+    assert s.recommendation.arm == "zero_shot"
+    assert "no prices are set" in reason(s, "cheapest of 2")
+
+
+def test_without_min_score_the_cheapest_not_significantly_worse_than_the_best():
+    close = decide({"a": results("a", [1, 0] * 10, cost=0.002), "b": results("b", [0, 1] * 10, cost=0.001)}, Requirements())
+    assert close.recommendation.arm == "b"
+    far = decide({"best": results("best", [1] * 60, cost=0.002), "cheap": results("cheap", [1] * 20 + [0] * 40, cost=0.001)},
+                 Requirements())
+    assert far.recommendation.arm == "best"
+    assert "set requirements.min_score" in far.recommendation.reasons[0]
 
 
 def test_no_arm_meets_the_bar_names_the_best_and_the_gap():
-    a = summarize_arm("a", results("a", [1] * 6 + [0] * 4))
-    b = summarize_arm("b", results("b", [1] * 7 + [0] * 3))
-    rec = recommend([a, b], Requirements(min_score=0.9))
+    s = decide({"a": results("a", [1] * 60 + [0] * 40), "b": results("b", [1] * 70 + [0] * 30)}, Requirements(min_score=0.9))
+    rec = s.recommendation
     assert rec.arm == "b" and not rec.meets_requirements
-    assert any("score 0.700 < min_score 0.9" in r for r in rec.reasons)
+    reason(s, "no arm meets the requirements; the best is b scores 0.700")
+    reason(s, "score 0.700 is 0.200 below min_score 0.9")
+
+
+def test_no_arm_meets_but_the_best_may_with_more_examples():
+    s = decide({"a": results("a", [1] * 8 + [0] * 2)}, Requirements(min_score=0.85))
+    assert not s.recommendation.meets_requirements
+    assert "about" in reason(s, "its CI reaches", "may meet min_score")
 
 
 def test_latency_and_cost_limits_exclude_arms():
@@ -54,22 +111,115 @@ def test_latency_and_cost_limits_exclude_arms():
     assert rec.arm == "fast"
     rec = recommend([fast, slow], Requirements(min_score=0.8, max_cost_per_1k=5))
     assert rec.arm == "slow"
+    rec = recommend([fast, slow], Requirements(min_score=0.8, max_cost_per_1k=0.5, max_p95_latency_ms=1000))
+    assert not rec.meets_requirements
+    reason(rec, "p95 latency 5009 ms is 4009 ms over max_p95_latency_ms 1000")
+    reason(rec, "fast meets min_score (0.900) but cost $10.0000/1k is $9.5000 over max_cost_per_1k $0.5")
 
 
-def test_thin_evidence_is_said_plainly():
-    tiny = summarize_arm("a", results("a", [1] * 9 + [0] * 3))
-    rec = recommend([tiny], Requirements(min_score=0.7))
-    assert rec.meets_requirements
-    assert any("evidence is thin" in r and "n=12" in r for r in rec.reasons)
+def test_tiny_n_is_said_plainly_with_how_many_examples_would_do():
+    s = decide({"a": results("a", [1] * 9 + [0] * 3)}, Requirements(min_score=0.7))
+    assert s.recommendation.meets_requirements
+    thin = reason(s, "evidence is thin", "n=12")
+    assert "known to ±0.22" in thin and "label more test examples (about 236 for ±0.05)" in thin
 
 
-def test_tie_without_min_score_prefers_the_cheaper_arm():
-    a = summarize_arm("a", results("a", [1, 0] * 10, cost=0.002))
-    b = summarize_arm("b", results("b", [0, 1] * 10, cost=0.001))
-    assert recommend([a, b], Requirements()).arm == "b"
+def test_tiny_n_does_not_beat_an_arm_whose_ci_clears_the_bar():
+    s = decide({"cheap": results("cheap", [1] * 5, cost=0.001), "sure": results("sure", [1] * 190 + [0] * 10, cost=0.003)},
+               Requirements(min_score=0.8))
+    assert s.recommendation.arm == "sure"
+    reason(s, "cheap is cheaper", "too thin to rely on", "n=5")
 
 
-def test_errors_are_mentioned_in_the_reasons():
-    a = summarize_arm("a", results("a", [1] * 20, errors=2))
-    rec = recommend([a], Requirements(min_score=0.5))
-    assert any("2 of 20 examples errored" in r for r in rec.reasons)
+def _ft_vs_prompting(monthly_queries: int | None) -> Summary:
+    # prompting $1.10 per 1k; the fine-tune $0.10 per 1k plus $100 once: 100,000 queries repay it
+    return decide(
+        {"few_shot": results("few_shot", [1] * 95 + [0] * 5, cost=0.0011),
+         "finetune": results("finetune", [1] * 96 + [0] * 4, cost=0.0001)},
+        Requirements(min_score=0.8, monthly_queries=monthly_queries), fixed={"finetune": 100.0},
+    )
+
+
+def test_break_even_arithmetic():
+    (b,) = _ft_vs_prompting(None).break_even
+    assert (b.arm, b.against) == ("finetune", "few_shot")
+    assert b.saving_per_1k == pytest.approx(1.0)
+    assert b.queries_to_repay == pytest.approx(100_000)
+    assert b.monthly_volume == pytest.approx(100_000 / 12)
+    assert b.months_to_repay is None
+
+
+def test_a_fine_tune_that_pays_off_only_above_a_volume():
+    low = _ft_vs_prompting(5_000)  # 20 months to repay: prompting costs $5.50/month, the fine-tune $8.83
+    assert low.recommendation.arm == "few_shot"
+    assert low.break_even[0].months_to_repay == pytest.approx(20)
+    assert "does not pay off within 12 months" in reason(low, "finetune", "repaid in 20.0 months")
+    high = _ft_vs_prompting(50_000)  # 2 months: $55 against $13.33
+    assert high.recommendation.arm == "finetune"
+    assert "it pays off" in reason(high, "repaid in 2.0 months")
+    assert {a.name: round(a.monthly_cost, 2) for a in high.arms} == {"few_shot": 55.0, "finetune": 13.33}
+
+
+def test_a_fine_tune_no_cheaper_per_query_never_breaks_even():
+    s = decide({"zero_shot": results("zero_shot", [1] * 40, cost=0.0001),
+                "finetune": results("finetune", [1] * 40, cost=0.0002)},
+               Requirements(min_score=0.8, monthly_queries=10**6), fixed={"finetune": 5.0})
+    (b,) = s.break_even
+    assert b.queries_to_repay is None and "never repaid" in b.note
+    assert s.recommendation.arm == "zero_shot"
+
+
+def test_a_fine_tune_significantly_worse_than_every_prompt_replaces_none():
+    s = decide({"few_shot": results("few_shot", [1] * 100, cost=0.01),
+                "finetune": results("finetune", [1] * 50 + [0] * 50, cost=0.0001)},
+               Requirements(min_score=0.4), fixed={"finetune": 1.0})
+    (b,) = s.break_even
+    assert b.against is None and "replaces none" in b.note
+
+
+def test_an_arm_with_errors_is_scored_with_them_and_the_reasons_say_so():
+    s = decide({"flaky": results("flaky", [1] * 40, errors=10, cost=0.001),
+                "steady": results("steady", [1] * 36 + [0] * 4, cost=0.002)}, Requirements(min_score=0.8))
+    flaky = s.arms[0]
+    assert flaky.score == 0.75 and flaky.errors == 10
+    assert s.recommendation.arm == "steady"
+    reason(s, "flaky: 10 of 40 examples errored", "on the 30 it answered it scores 1.000", "--retry-errors")
+    # paired tests use only examples both arms answered
+    (c,) = s.comparisons
+    assert c.n == 30 and c.a_score == 1.0
+
+
+def test_errors_of_the_recommended_arm_are_mentioned():
+    s = decide({"a": results("a", [1] * 20, errors=2)}, Requirements(min_score=0.5))
+    reason(s, "a: 2 of 20 examples errored")
+
+
+def test_no_results_yet():
+    rec = recommend([summarize_arm("a", [])], Requirements(min_score=0.5))
+    assert rec.arm is None and rec.reasons == ["no arm has results yet"]
+
+
+def arm(name: str, score: float, cost: float, p95: float, tokens: float = 0) -> ArmSummary:
+    return ArmSummary(name=name, score=score, ci=[score, score], n=10, cost_per_1k=cost, p50_latency_ms=p95,
+                      p95_latency_ms=p95, tokens_in=tokens, tokens_out=0, errors=0, calls=10, cached_calls=0, fresh_cost=0)
+
+
+def test_pareto_front():
+    arms = [arm("cheap", 0.6, 1, 100), arm("good", 0.9, 3, 300), arm("fast", 0.5, 2, 50),
+            arm("dominated", 0.6, 2, 200), arm("twin", 0.6, 1, 100)]
+    assert pareto_front(arms) == {"cheap", "good", "fast", "twin"}  # equal on all three: neither dominates
+
+
+def test_pareto_front_without_prices_uses_tokens_for_cost():
+    arms = [arm("short", 0.5, 0, 100, tokens=40), arm("long", 0.5, 0, 100, tokens=400), arm("better", 0.7, 0, 100, tokens=400)]
+    assert pareto_front(arms) == {"short", "better"}
+
+
+def test_comparisons_are_holm_adjusted_over_all_pairs():
+    s = decide({"a": results("a", [1] * 30 + [0] * 10), "b": results("b", [1] * 20 + [0] * 20),
+                "c": results("c", [1] * 21 + [0] * 19)}, Requirements())
+    assert len(s.comparisons) == 3
+    for c in s.comparisons:
+        assert c.p_holm >= c.p_value
+    ab = next(c for c in s.comparisons if (c.a, c.b) == ("a", "b"))
+    assert ab.p_value == pytest.approx(2 * 0.5**10) and ab.significant

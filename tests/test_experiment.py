@@ -66,6 +66,7 @@ def test_cost_is_priced_from_usage(tmp_path, server):
     for r in rows:
         assert r["cost"] == (r["tokens_in"] * 0.5 + r["tokens_out"] * 1.5) / 1e6
         assert r["tokens_in"] > 0 and r["tokens_out"] > 0
+        assert r["input"].startswith("What is the capital of")  # kept for the report's examples
     arm = outcome.summary.arms[0]
     assert abs(arm.cost_per_1k - 1000 * sum(r["cost"] for r in rows) / len(rows)) < 1e-12
 
@@ -110,3 +111,15 @@ def test_a_crashing_custom_metric_is_recorded_per_example(tmp_path, server):
     assert failed and all(r.error == "metric failed: ValueError: cannot score a refusal" for r in failed)
     assert all(r.output.startswith("I do not") and r.score == 0.0 for r in failed)
     assert outcome.summary.arms[0].errors == len(failed) < len(rows)
+
+
+def test_the_manifest_is_json_with_paths_in_arm_settings_and_keeps_every_task_setting(tmp_path):
+    from tunewise.experiment import _manifest
+    from tunewise.task import load_task
+
+    task = load_task(write_capitals_task(tmp_path / "task", "http://unused", arms=[{"finetune": {"extra": "more.jsonl"}}]))
+    manifest = json.loads(json.dumps(_manifest(task, {"train": 48, "dev": 0, "test": 32})))
+    assert manifest["arms"][0]["extra"] == "more.jsonl"
+    assert manifest["settings"]["model"]["price_in_per_1m"] == 0.5
+    assert manifest["settings"]["data"]["split_field"] == "split"
+    assert manifest["requirements"] == {"min_score": 0.7, "amortize_months": 12}

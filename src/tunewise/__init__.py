@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from tunewise.compare import compare_runs
     from tunewise.experiment import RunOptions, RunOutcome, arun, run
+    from tunewise.report import report_run
     from tunewise.task import Task, load_task
 
 _LAZY = {
@@ -22,9 +24,11 @@ _LAZY = {
     "run": "tunewise.experiment",
     "Task": "tunewise.task",
     "load_task": "tunewise.task",
+    "report_run": "tunewise.report",
+    "compare_runs": "tunewise.compare",
 }
 
-__all__ = ["RunOptions", "RunOutcome", "Task", "__version__", "arun", "load_task", "run"]
+__all__ = ["RunOptions", "RunOutcome", "Task", "__version__", "arun", "compare_runs", "load_task", "report_run", "run"]
 
 
 def __getattr__(name: str) -> Any:

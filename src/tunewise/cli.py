@@ -120,7 +120,7 @@ def show(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Show a run's results (also of a run still going or interrupted)."""
-    from tunewise.experiment import summary_of
+    from tunewise.summary import summary_of
     from tunewise.store import RunStore
 
     store = RunStore.open(runs_dir, run_id)
@@ -129,6 +129,54 @@ def show(
         print(json.dumps(summary.model_dump(mode="json"), indent=2))
         return
     _print_summary(summary, status=store.manifest.get("status"))
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id (see `tunewise runs`).")],
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Write a run's summary.json, report.md and report.html again from its stored results."""
+    from tunewise.report import report_run
+
+    for path in report_run(run_id, runs_dir).values():
+        typer.echo(path)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The earlier run.")],
+    run_b: Annotated[str, typer.Argument(help="The later run.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """What changed from RUN_A to RUN_B: per arm, score, cost and latency, and which changes are significant."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunewise.compare import compare_runs
+
+    result = compare_runs(run_a, run_b, runs_dir)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    out = Console()
+    table = Table("arm", "score A → B", "Δ score", "$/1k A → B", "p95 ms A → B", "change", title=f"{run_a} → {run_b}")
+    for c in result.arms:
+        if c.a is None or c.b is None:
+            table.add_row(c.name, "", "", "", "", c.note)
+            continue
+        table.add_row(
+            c.name, f"{c.a.score:.3f} → {c.b.score:.3f}", f"{c.score_delta:+.3f}",
+            f"{c.a.cost_per_1k:.4f} → {c.b.cost_per_1k:.4f}", f"{c.a.p95_latency_ms:.0f} → {c.b.p95_latency_ms:.0f}", c.note,
+        )
+    out.print(table)
+    if not result.same_task:
+        out.print("the task or its data differ between the runs", highlight=False)
+    ra, rb = result.recommendation_a, result.recommendation_b
+    out.print(f"recommendation: {ra.arm} → {rb.arm}" + ("" if ra.arm != rb.arm else " (unchanged)"), highlight=False)
+    for s in result.settings:
+        out.print(f"  {s.key}: {s.a} → {s.b}", highlight=False, markup=False)
 
 
 @app.command()
@@ -216,11 +264,12 @@ def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunewise.report.markdown import COLUMNS, arm_rows
+    from tunewise.report.content import arm_table
 
     out = Console()
-    table = Table(*COLUMNS, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
-    for row in arm_rows(summary):
+    arms = arm_table(summary)
+    table = Table(*arms.headers, title=f"{summary.task} — {summary.run_id}" + (f" ({status})" if status else ""))
+    for row in arms.rows:
         table.add_row(*row)
     out.print(table)
     rec = summary.recommendation

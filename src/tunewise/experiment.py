@@ -14,18 +14,18 @@ from pathlib import Path
 
 from tunewise import __version__
 from tunewise.arms import ArmContext, build_arm
-from tunewise.boost_stats import compare_with_baselines
 from tunewise.cache import ResponseCache
 from tunewise.caller import ModelCaller, Prices
 from tunewise.data import Dataset, load_dataset
 from tunewise.db import connect
-from tunewise.decide import Summary, recommend, summarize_arm
+from tunewise.decide import Summary
 from tunewise.errors import InputError
 from tunewise.models import open_model
 from tunewise.report import write_reports
 from tunewise.runner import ProgressSink, evaluate_arm
 from tunewise.store import RunStore
-from tunewise.task import Requirements, Task, load_task
+from tunewise.summary import summary_of
+from tunewise.task import Task, load_task
 
 
 @dataclass
@@ -52,32 +52,6 @@ class RunOutcome:
     store: RunStore
 
 
-def summary_of(store: RunStore) -> Summary:
-    """The summary of a run from its manifest and results alone (works on unfinished runs too)."""
-    manifest = store.manifest
-    latest = store.latest()
-    training = manifest.get("training", {})
-    arms = [
-        summarize_arm(
-            name,
-            [r for (arm, _), r in latest.items() if arm == name],
-            seed=manifest.get("seed", 0),
-            fixed_cost=training.get(name, {}).get("fixed_cost", 0.0),
-            record=training.get(name, {}),
-        )
-        for name in manifest["arm_names"]
-    ]
-    compare_with_baselines(arms, manifest["arms"])
-    requirements = Requirements.model_validate(manifest.get("requirements") or {})
-    return Summary(
-        run_id=store.run_id,
-        task=manifest["task"],
-        model=manifest["model"],
-        arms=arms,
-        recommendation=recommend(arms, requirements),
-    )
-
-
 def _manifest(task: Task, sizes: dict[str, int]) -> dict[str, object]:
     return {
         "task": task.name,
@@ -88,11 +62,12 @@ def _manifest(task: Task, sizes: dict[str, int]) -> dict[str, object]:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": task.model.uri,
         "metric": task.metric.model_dump(exclude_none=True),
-        "arms": [a.model_dump() for a in task.arms],
+        "arms": [a.model_dump(mode="json") for a in task.arms],
         "arm_names": [a.label for a in task.arms],
         "requirements": task.requirements.model_dump(exclude_none=True),
         "seed": task.seed,
         "splits": sizes,
+        "settings": task.model_dump(mode="json", exclude={"name", "arms", "metric", "requirements", "seed"}),
         "status": "running",
     }
 

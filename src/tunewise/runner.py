@@ -121,6 +121,7 @@ async def evaluate_arm(
                 fresh_cost=u.fresh_cost,
                 latency_ms=u.latency_ms,
                 meta=meta,
+                input=example.input,
             )
             store.append(result)
             progress.advance(arm.name, result)

@@ -37,6 +37,7 @@ class Result:
     fresh_cost: float = 0.0
     latency_ms: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    input: str = ""  # the example's rendered input, for reports (empty in runs recorded before it was kept)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -180,10 +180,15 @@ class KnowledgeSpec(_Strict):
 class Requirements(_Strict):
     """What the builder needs from the chosen arm."""
 
-    min_score: float | None = Field(None, ge=0, le=1)
+    min_score: float | None = Field(None, ge=0, le=1, description="the mean score the chosen arm must reach")
     max_p95_latency_ms: float | None = Field(None, gt=0)
-    max_cost_per_1k: float | None = Field(None, ge=0)
-    monthly_queries: int | None = Field(None, ge=0)
+    max_cost_per_1k: float | None = Field(None, ge=0, description="US$ per 1,000 queries, one-off costs excluded")
+    monthly_queries: int | None = Field(
+        None, ge=0, description="expected volume: arms are then ranked by monthly cost, one-off costs included"
+    )
+    amortize_months: float = Field(
+        12, gt=0, description="months over which a one-off (training) cost is spread when comparing monthly costs"
+    )
 
 
 class Task(_Strict):

@@ -29,6 +29,7 @@ class ArmParams(BaseModel):
 
     needs_train: ClassVar[bool] = False
     needs_knowledge: ClassVar[bool] = False
+    trains: ClassVar[bool] = False  # fine-tuned arms: a one-off training cost, weighed by break-even
 
     arm: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

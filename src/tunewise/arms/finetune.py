@@ -39,6 +39,7 @@ Method = Literal["auto", "lora", "provider"]
 
 class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
     needs_train = True
+    trains = True
 
     arm: Literal["finetune"] = "finetune"
     method: Method = Field("auto", description="auto: lora for hf:/lab: models, provider for openai: models")

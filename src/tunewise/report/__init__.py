@@ -1,20 +1,29 @@
-"""Reports of a run: summary.json, report.md and report.html."""
+"""Reports of a run: summary.json, report.md and report.html, written at the end of a run and
+regenerated from the store by `tunewise report`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tunewise.decide import Summary
+from tunewise.report.content import gather
 from tunewise.report.html import render_html
 from tunewise.report.markdown import render_markdown
 from tunewise.store import RunStore
+from tunewise.summary import summary_of
 
 
 def write_reports(store: RunStore, summary: Summary) -> dict[str, Path]:
     """Write summary.json, report.md and report.html into the run folder."""
-    manifest = store.manifest
+    report = gather(summary, store.manifest, store.latest().values())
     return {
         "summary": store.write_json("summary.json", summary.model_dump(mode="json")),
-        "markdown": store.write_text("report.md", render_markdown(summary, manifest)),
-        "html": store.write_text("report.html", render_html(summary, manifest)),
+        "markdown": store.write_text("report.md", render_markdown(report)),
+        "html": store.write_text("report.html", render_html(report)),
     }
+
+
+def report_run(run_id: str, runs_dir: Path = Path("runs")) -> dict[str, Path]:
+    """Recompute a run's summary from its store and write its reports again (also of an unfinished run)."""
+    store = RunStore.open(runs_dir, run_id)
+    return write_reports(store, summary_of(store))

@@ -87,4 +87,5 @@ def _gate_lines(arms: list[ArmSummary]) -> list[str]:
 
 def boosting_lines(summary: Summary) -> list[str]:
     """The section's Markdown lines; none when the run has no such arm."""
-    return [*_pool_lines(summary.arms), *_gate_lines(summary.arms)]
+    body = [*_pool_lines(summary.arms), *_gate_lines(summary.arms)]
+    return ["## Boosting and adaptive retrieval", "", *body] if body else []

@@ -1,14 +1,16 @@
-"""report.html: a self-contained page (no network) with the recommendation and the arms table."""
+"""report.html: one self-contained page (plotly.js inlined, nothing fetched) with the answer first, then
+the arms, the charts, which differences are real, where the arms disagree, and every setting."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 import jinja2
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
 
-from tunewise.decide import Summary
-from tunewise.report.markdown import COLUMNS, arm_rows
+from tunewise.report.charts import charts
+from tunewise.report.content import CI_NOTE, Report
 
 
 @cache
@@ -18,8 +20,13 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(summary: Summary, manifest: dict[str, Any]) -> str:
-    env = _environment()
-    return env.get_template("report.html.j2").render(
-        summary=summary, manifest=manifest, headers=COLUMNS, rows=arm_rows(summary)
+@cache
+def _plotly_js() -> Markup:
+    return Markup(get_plotlyjs())
+
+
+def render_html(report: Report) -> str:
+    return _environment().get_template("report.html.j2").render(
+        r=report, summary=report.summary, manifest=report.manifest, note=CI_NOTE, plotly_js=_plotly_js(),
+        charts=[(c, Markup(c.html)) for c in charts(report.summary)],
     )

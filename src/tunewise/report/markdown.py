@@ -1,54 +1,36 @@
-"""report.md: the recommendation, then one table row per arm."""
+"""report.md: the answer first, then the arms, which differences are real, break-even, where the arms
+disagree, and every setting."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from tunewise.decide import Summary
 from tunewise.report.boosting import boosting_lines
+from tunewise.report.content import CI_NOTE, Report, Table
 
-COLUMNS = ["arm", "score", "95% CI", "n", "$/1k queries", "p50 ms", "p95 ms", "tokens in", "tokens out", "errors"]
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ⏎ ")
 
 
-def arm_rows(summary: Summary) -> list[list[str]]:
-    """The table's cells, formatted once for every report format."""
+def _table(table: Table) -> list[str]:
     return [
-        [
-            a.name,
-            f"{a.score:.3f}",
-            f"{a.ci[0]:.3f}-{a.ci[1]:.3f}",
-            str(a.n),
-            f"{a.cost_per_1k:.4f}",
-            f"{a.p50_latency_ms:.0f}",
-            f"{a.p95_latency_ms:.0f}",
-            f"{a.tokens_in:.0f}",
-            f"{a.tokens_out:.1f}",
-            str(a.errors),
-        ]
-        for a in summary.arms
-    ]
-
-
-def _retrieval_lines(summary: Summary) -> list[str]:
-    rows = [a for a in summary.arms if a.recall_at_k is not None]
-    if not rows:
-        return []
-    return [
-        "| arm | retrieval recall@k | MRR | k |",
-        "|---|---|---|---|",
-        *[f"| {a.name} | {a.recall_at_k:.3f} | {a.mrr:.3f} | {a.retrieval_k} |" for a in rows],
+        "| " + " | ".join(table.headers) + " |",
+        "|" + "---|" * len(table.headers),
+        *["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows],
         "",
     ]
 
 
-def _skipped_lines(manifest: dict[str, Any]) -> list[str]:
-    skipped = (manifest.get("knowledge") or {}).get("skipped") or []
-    if not skipped:
-        return []
-    return [f"Skipped {len(skipped)} unreadable document(s) (--skip-bad):", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
+def _disagreement_lines(report: Report) -> list[str]:
+    lines = [report.disagreements.headline, ""]
+    for ex in report.disagreements.examples:
+        lines += [f"**{_cell(ex.example_id)}** — input: {_cell(ex.input) or '(not recorded)'} — target: `{_cell(ex.target)}`", ""]
+        lines += _table(Table(["arm", "output", "score"], [
+            [o.arm, f"error: {o.error}" if o.error else o.output or "(empty)", f"{o.score:.2f}"] for o in ex.outputs]))
+    return lines
 
 
-def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
+    summary = report.summary
     rec = summary.recommendation
     verdict = "meets the requirements" if rec.meets_requirements else "does not meet the requirements"
     lines = [
@@ -58,15 +40,22 @@ def render_markdown(summary: Summary, manifest: dict[str, Any]) -> str:
         "",
         *[f"- {reason}" for reason in rec.reasons],
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-        *["| " + " | ".join(row) + " |" for row in arm_rows(summary)],
+        "## Arms",
         "",
-        *_retrieval_lines(summary),
-        *boosting_lines(summary),
-        *_skipped_lines(manifest),
-        f"Model `{summary.model}`; splits {manifest.get('splits')}; seed {manifest.get('seed')}; "
-        f"tunewise {manifest.get('tunewise_version')}. Errored examples score 0; tokens are means per query.",
-        "",
+        *_table(report.arms),
     ]
+    if report.comparisons.rows:
+        lines += ["## Which differences are real", "", *_table(report.comparisons)]
+    if summary.break_even:
+        lines += ["## Break-even", "", *[f"- {b.note}" for b in summary.break_even], ""]
+    if report.retrieval:
+        lines += ["## Retrieval", "", *_table(report.retrieval)]
+    lines += boosting_lines(summary)
+    if report.skipped:
+        lines += [f"Skipped {len(report.skipped)} unreadable document(s) (--skip-bad):",
+                  *[f"- `{s['path']}`: {s['reason']}" for s in report.skipped], ""]
+    if report.disagreements.out_of:
+        lines += ["## Where the arms disagree", "", *_disagreement_lines(report)]
+    lines += ["## Settings", "", *_table(Table(["setting", "value"], [[k, f"`{v}`"] for k, v in report.settings])),
+              "## How to read this", "", CI_NOTE, ""]
     return "\n".join(lines)
