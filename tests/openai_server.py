@@ -7,6 +7,14 @@ demonstrations it answers with the bare name, as the demonstrations do. Its embe
 its words. It counts every request it receives, can inject faults (429 with Retry-After, 500,
 dropped connections: at random, or queued with `inject`), can demand an API key, and stops by itself.
 
+Sampled (temperature > 0) it is noisy where a real model would be: it is sure of half the countries,
+right only half the time on three in eight (a wrong capital otherwise), and makes up a capital for
+the ones it does not know, each sample drawn afresh and deterministically (by the messages and how
+many samples of them it has drawn). It also judges: asked whether an answer is correct it says yes
+when the answer holds the capital it knows; asked which of two answers is better it picks the one
+that does, else always "A" (a position bias to cancel); asked whether it needs to look a question up
+it says no for every country it has heard of, even the ones it does not know (a knowing-doing gap).
+
 It also fine-tunes, as far as a client can tell: `/v1/files` keeps uploads, `/v1/fine_tuning/jobs`
 creates jobs that go validating_files -> running -> succeeded as they are polled, and the model a job
 makes answers chat in the format its training data taught (the bare capital, without demonstrations).
@@ -61,6 +69,60 @@ def scripted_answer(messages: list[dict[str, str]], *, tuned: bool = False) -> s
     if tuned or any(m["role"] == "assistant" for m in messages):
         return capital
     return f"The capital of {country} is {capital}."
+
+
+def _country(text: str) -> str | None:
+    m = re.search(r"capital of (\w+)\?", text)
+    return m.group(1) if m else None
+
+
+def certainty(country: str) -> str:
+    """How the scripted model knows a country: "sure", "noisy" (right half the time when sampled) or "unknown"."""
+    if country not in CAPITALS:
+        return "unknown"
+    bucket = int(hashlib.md5(country.encode()).hexdigest(), 16) % 8
+    return "unknown" if bucket == 0 else "noisy" if bucket in (1, 2, 3) else "sure"
+
+
+def _decoys(country: str) -> list[str]:
+    others = sorted(set(CAPITALS.values()) - {CAPITALS.get(country)})
+    return random.Random(f"decoys:{country}").sample(others, 3)
+
+
+def sampled_answer(messages: list[dict[str, str]], draw: int) -> str:
+    """The scripted model at temperature > 0: draw number `draw` of these messages."""
+    question = messages[-1]["content"]
+    country = _country(question.partition("\n\nInput:\n")[2] or question)
+    if country is None or "Context:\n" in question:
+        return scripted_answer(messages)
+    rng = random.Random(f"{messages_hash(messages)}:{draw}")
+    kind = certainty(country)
+    if kind == "sure" or (kind == "noisy" and rng.random() < 0.5):
+        capital = CAPITALS[country]
+    else:
+        capital = rng.choice(_decoys(country)) if kind == "noisy" else f"{rng.choice(['Nor', 'Sud', 'Ost', 'Wes'])}{rng.randrange(100)}ton"
+    if any(m["role"] == "assistant" for m in messages):
+        return capital
+    return f"The capital of {country} is {capital}."
+
+
+def judged(messages: list[dict[str, str]]) -> str | None:
+    """The scripted judge's verdict when `messages` ask for one (critic, comparator, stated need), else None."""
+    asked = messages[-1]["content"]
+    country = _country(asked)
+    truth = CAPITALS.get(country or "") if certainty(country or "") != "unknown" else None
+
+    def holds(answer: str) -> bool:
+        return truth is not None and re.search(rf"\b{truth}\b", answer) is not None
+
+    if "Is this answer correct?" in asked:
+        return "Yes." if holds(asked.partition("Proposed answer:\n")[2]) else "No."
+    if "Which answer is better, A or B?" in asked:
+        a, _, b = asked.partition("Answer A:\n")[2].partition("\n\nAnswer B:\n")
+        return "B" if holds(b.partition("\n\nWhich")[0]) and not holds(a) else "A"
+    if "Do you need to look this up" in asked:
+        return "No." if country in CAPITALS else "Yes."
+    return None
 
 
 def bag_of_words(text: str, dim: int) -> list[float]:
@@ -254,10 +316,17 @@ class _Handler(BaseHTTPRequestHandler):
         if model.startswith("ft:") and model not in self.server.fine_tuning.tuned_models():
             self._send(404, {"error": {"message": f"The model {model} does not exist", "code": "model_not_found"}})
             return
-        answer = scripted_answer(messages, tuned=model.startswith("ft:"))
+        verdict = judged(messages)
+        if verdict is not None:
+            answers = [verdict] * n
+        elif float(body.get("temperature") or 0) > 0:
+            first = self.server.draws(digest, n)
+            answers = [sampled_answer(messages, first + i) for i in range(n)]
+        else:
+            answers = [scripted_answer(messages, tuned=model.startswith("ft:"))] * n
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"} for i in range(n)
+            {"index": i, "message": {"role": "assistant", "content": a}, "finish_reason": "stop"} for i, a in enumerate(answers)
         ]
         self.server.log.add(digest, 200)
         self._send(
@@ -270,8 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": choices,
                 "usage": {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": n * len(answer.split()),
-                    "total_tokens": prompt_tokens + n * len(answer.split()),
+                    "completion_tokens": sum(len(a.split()) for a in answers),
+                    "total_tokens": prompt_tokens + sum(len(a.split()) for a in answers),
                 },
             },
         )
@@ -311,6 +380,14 @@ class _Server(ThreadingHTTPServer):
         self.queued_faults: collections.deque[object] = collections.deque()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+        self._draws: collections.Counter[str] = collections.Counter()
+
+    def draws(self, digest: str, n: int) -> int:
+        """Reserve the next n sample draws of a request; returns the number of the first."""
+        with self._rng_lock:
+            first = self._draws[digest]
+            self._draws[digest] += n
+            return first
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that hung up (killed, interrupted) is expected here, not worth a traceback."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tunewise.cache import ResponseCache
 from tunewise.caller import ModelCaller, Prices
 from tunewise.db import MIGRATIONS, connect
@@ -18,7 +20,7 @@ class CountingModel:
     def __init__(self):
         self.sampled = 0
 
-    async def complete(self, request, n=1):
+    async def complete(self, request, n=1, *, first=0):
         out = []
         for _ in range(n):
             self.sampled += 1
@@ -88,3 +90,22 @@ def test_migrations_apply_once_and_in_order(tmp_path):
     assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"responses", "calls", "embeddings"} <= tables
+
+
+class PromptOnceModel(CountingModel):
+    """Bills the prompt on the first sample of each call only, as the real backends do."""
+
+    async def complete(self, request, n=1, *, first=0):
+        out = await super().complete(request, n, first=first)
+        return [Completion(c.text, c.tokens_in if i == 0 else 0, c.tokens_out, c.latency_ms) for i, c in enumerate(out)]
+
+
+def test_a_request_counts_its_prompt_once_even_when_drawn_in_two_calls(tmp_path):
+    c = caller(tmp_path, PromptOnceModel())
+    asyncio.run(c.for_example("a", "e").complete(REQ, 2))  # e.g. another arm's 2 samples, now cached
+    lm = c.for_example("b", "e")
+    samples = asyncio.run(lm.complete(REQ, 5))  # 2 cached + 3 fresh: the prompt was sent twice...
+    assert sum(s.tokens_in for s in samples) == 20 and sum(s.cached for s in samples) == 2
+    assert lm.usage.tokens_in == 10  # ...but this arm's request, alone, sends it once
+    assert lm.usage.cost == pytest.approx((10 * 1.0 + 5 * 2 * 2.0) / 1e6)
+    assert lm.usage.fresh_cost == pytest.approx((10 * 1.0 + 3 * 2 * 2.0) / 1e6)  # what this run did pay

@@ -47,6 +47,11 @@ class Usage:
         self.cost += sample.cost
         self.fresh_cost += 0.0 if sample.cached else sample.cost
 
+    def absorb(self, other: Usage) -> None:
+        """Add what another example's calls took (e.g. an arm's calls on train examples, summed)."""
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass(frozen=True)
 class Prices:
@@ -117,7 +122,7 @@ class ModelCaller:
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         self._inflight[inflight_key] = future
         try:
-            completions = await self.model.complete(request, len(indices))
+            completions = await self.model.complete(request, len(indices), first=indices[0])
             for i, completion in zip(indices, completions):
                 self.cache.put(key, i, self.model.id, request, completion, self.prices.cost(completion))
             future.set_result(completions)
@@ -163,6 +168,12 @@ class ExampleCaller:
         samples = await self.caller.complete(request, n, arm=self.arm, example_id=self.example_id)
         for s in samples:
             self.usage.add(s)
+        # One request bills its prompt once. Its samples may have been drawn in two calls (the first ones
+        # cached, e.g. by another arm asking for fewer): count the prompt once, as asking for n at once would.
+        repeated = sum(s.tokens_in for s in samples) - max(s.tokens_in for s in samples)
+        if repeated:
+            self.usage.tokens_in -= repeated
+            self.usage.cost -= repeated * self.caller.prices.input_per_1m / 1e6
         # Samples of one request arrive together: the example waited once, not n times.
         self.usage.latency_ms += max(s.latency_ms for s in samples)
         return samples

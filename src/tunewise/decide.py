@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from tunewise.boost_stats import boost_fields
 from tunewise.stats import examples_for, holm, mean_ci, paired_test
 from tunewise.store import Result
 from tunewise.task import Requirements
@@ -54,6 +56,19 @@ class ArmSummary(BaseModel):
     fine_tuned: bool = False
     pareto: bool = False
     monthly_cost: float | None = None
+    # self_consistency and committee: scores from the pool of candidates (see boost_stats)
+    maj_at_k: dict[str, float] | None = None
+    oracle_at_k: dict[str, float] | None = None
+    single: float | None = None
+    selected: float | None = None
+    coverage: float | None = None
+    recovery: float | None = None
+    # adaptive_rag (see boost_stats)
+    retrieval_rate: float | None = None
+    tokens_saved_pct: float | None = None
+    tokens_saved_vs: str | None = None
+    score_vs_baseline: float | None = None
+    necessity: dict[str, Any] | None = None
 
 
 class Comparison(BaseModel):
@@ -117,9 +132,11 @@ class Summary(BaseModel):
 
 
 def summarize_arm(
-    name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0, fine_tuned: bool = False
+    name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0, fine_tuned: bool = False,
+    record: Mapping[str, Any] | None = None,
 ) -> ArmSummary:
-    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens."""
+    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens;
+    and the arm's own statistics from its results and its `prepare` record (boost_stats)."""
     rows = list(results)
     n = len(rows)
     scores = [r.score for r in rows]
@@ -147,6 +164,7 @@ def summarize_arm(
         recall_at_k=float(np.mean([x["recall"] for x in retrieval])) if retrieval else None,
         mrr=float(np.mean([x["rr"] for x in retrieval])) if retrieval else None,
         retrieval_k=max(x["k"] for x in retrieval) if retrieval else None,
+        **boost_fields(rows, record or {}),
     )
 
 

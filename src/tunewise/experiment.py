@@ -169,7 +169,7 @@ async def arun(task: Task | str | Path, options: RunOptions | None = None) -> Ru
         )
         context = ArmContext(
             task=task, dataset=dataset, db=db, knowledge=knowledge.index if knowledge else None,
-            run_dir=store.dir, progress=options.progress,
+            run_dir=store.dir, progress=options.progress, caller=caller,
         )
         status = "interrupted"
         try:

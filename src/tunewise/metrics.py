@@ -22,8 +22,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 Metric = Callable[[str, str], float]
+Normalizer = Callable[[str], str]
 
 BUILTIN = ("exact", "normalized", "f1", "contains", "regex", "json")
+
+
 def _is_punctuation(ch: str) -> bool:
     return ch in string.punctuation or unicodedata.category(ch).startswith("P")
 
@@ -60,14 +63,24 @@ def contains(prediction: str, target: str) -> float:
 
 def regex_metric(pattern: str) -> Metric:
     """Extract the first match (group 1 if the pattern has groups) and compare it normalized."""
-    compiled = re.compile(pattern)
+    extract = _extractor(pattern)
 
     def score(prediction: str, target: str) -> float:
-        m = compiled.search(prediction)
-        extracted = (m.group(1) if compiled.groups else m.group(0)) if m else None
+        extracted = extract(prediction)
         return 0.0 if extracted is None else normalized(extracted, target)
 
     return score
+
+
+def _extractor(pattern: str) -> Callable[[str], str | None]:
+    """The first match of `pattern` in a text (group 1 if the pattern has groups), or None."""
+    compiled = re.compile(pattern)
+
+    def extract(text: str) -> str | None:
+        m = compiled.search(text)
+        return (m.group(1) if compiled.groups else m.group(0)) if m else None
+
+    return extract
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
@@ -135,7 +148,7 @@ def _import_module(module_name: str, base_dir: Path | None) -> Any:
     return module
 
 
-def _import_function(ref: str, base_dir: Path | None) -> Callable[..., Any]:
+def import_function(ref: str, base_dir: Path | None) -> Callable[..., Any]:
     _, module_name, func_name = (ref.split(":", 2) + ["", ""])[:3]
     if not module_name or not func_name:
         raise ValueError(f"custom metric must be python:module:function, got '{ref}'")
@@ -167,7 +180,7 @@ class MetricSpec(BaseModel):
     def _check(self, info: ValidationInfo) -> MetricSpec:
         if self.name.startswith("python:"):
             base_dir = (info.context or {}).get("base_dir")
-            _import_function(self.name, Path(base_dir) if base_dir else None)
+            import_function(self.name, Path(base_dir) if base_dir else None)
         elif self.name not in BUILTIN:
             raise ValueError(f"unknown metric '{self.name}' (known: {', '.join(BUILTIN)}, python:module:function)")
         if self.name == "regex":
@@ -188,5 +201,33 @@ class MetricSpec(BaseModel):
             return regex_metric(self.pattern or "")
         if self.name == "json":
             return json_metric(self.fields)
-        func = _import_function(self.name, base_dir)
+        func = import_function(self.name, base_dir)
         return lambda prediction, target: float(func(prediction, target))
+
+    def normalizer(self, base_dir: Path | None = None) -> Normalizer:
+        """What this metric treats as the same answer, as a key: answers with equal keys score alike
+        against any target. Votes over samples are counted by it (self_consistency, committee).
+
+        A `python:` metric may give its function a `normalize` attribute; otherwise answers are the
+        same when their stripped text is."""
+        if self.name in ("normalized", "f1", "contains"):
+            return normalize
+        if self.name == "regex":
+            extract = _extractor(self.pattern or "")
+            return lambda text: "" if (found := extract(text)) is None else normalize(found)
+        if self.name == "json":
+            return self._json_key
+        if self.name.startswith("python:"):
+            custom = getattr(import_function(self.name, base_dir), "normalize", None)
+            if callable(custom):
+                return lambda text: str(custom(text))
+        return str.strip
+
+    def _json_key(self, text: str) -> str:
+        parsed = parse_json_answer(text)
+        if parsed is None:
+            return text.strip()
+        if self.fields and isinstance(parsed, dict):
+            parsed = {k: parsed.get(k) for k in self.fields}
+        # true and 1 differ in JSON (see json_equal), and json.dumps keeps them apart.
+        return json.dumps(parsed, sort_keys=True, ensure_ascii=False)

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from tunewise.arms.base import Arm, Retrieved
+from tunewise.arms.base import Answer, Arm, Retrieved
 from tunewise.caller import ModelCaller
 from tunewise.data import Example
 from tunewise.errors import ModelCallError
@@ -48,6 +48,12 @@ class NoProgress:
 def score_answer(metric: Metric, output: str, target: str) -> float:
     """The metric's score, clamped to [0, 1]."""
     return min(1.0, max(0.0, float(metric(output, target))))
+
+
+def score_pool(metric: Metric, answer: Answer, target: str) -> dict[str, object]:
+    """Every candidate of the pool an arm chose from, scored, with the arm's named picks from it."""
+    assert answer.candidates is not None
+    return {"scores": [score_answer(metric, c, target) for c in answer.candidates], "picks": answer.picks or {}}
 
 
 def score_retrieval(retrieved: Sequence[Retrieved], example: Example) -> dict[str, object]:
@@ -95,6 +101,8 @@ async def evaluate_arm(
             else:
                 try:
                     score = score_answer(metric, output, example.target)
+                    if answer.candidates is not None:
+                        meta = {**meta, "pool": score_pool(metric, answer, example.target)}
                 except Exception as e:  # noqa: BLE001 - a custom metric's bug is recorded, not fatal
                     error = f"metric failed: {type(e).__name__}: {e}"
             u = lm.usage

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunewise.arms import ARMS
+from tunewise.boost_stats import compare_with_baselines
 from tunewise.decide import Summary, answered_scores, build_summary, summarize_arm
 from tunewise.store import RunStore
 from tunewise.task import Requirements
@@ -34,9 +35,11 @@ def summary_of(store: RunStore) -> Summary:
             seed=seed,
             fixed_cost=training.get(name, {}).get("fixed_cost", 0.0),
             fine_tuned=name in tuned,
+            record=training.get(name, {}),
         )
         for name in names
     ]
+    compare_with_baselines(arms, manifest["arms"])
     return build_summary(
         run_id=store.run_id,
         task=manifest["task"],

@@ -90,3 +90,20 @@ def test_run_on_hf_model(tmp_path, tiny_model):
     assert few.tokens_in > zero.tokens_in
     again = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs2", use_cache=False))
     assert [a.score for a in again.summary.arms] == [a.score for a in outcome.summary.arms]
+
+
+def test_samples_asked_for_later_are_new_ones(tiny_model, tmp_path):
+    from tunewise.cache import ResponseCache
+    from tunewise.caller import ModelCaller, Prices
+    from tunewise.db import connect
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(tiny_model), spec())
+    caller = ModelCaller(model, ResponseCache(connect(tmp_path / "db.sqlite")), prices=Prices(), run_id="r",
+                         temperature=1.0, max_tokens=8)
+    request = ChatRequest.from_messages([{"role": "user", "content": "What is the capital of Country5?"}], temperature=1.0, max_tokens=8)
+    first = asyncio.run(caller.complete(request, 4, arm="a", example_id="e"))
+    more = asyncio.run(caller.complete(request, 8, arm="a", example_id="e"))
+    assert [s.text for s in more[:4]] == [s.text for s in first] and all(s.cached for s in more[:4])
+    assert [s.text for s in more[4:]] != [s.text for s in first]  # seeded by sample number, not a replay
+    assert more[4].tokens_in > 0  # the new request's prompt is paid for again

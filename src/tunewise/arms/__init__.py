@@ -6,10 +6,13 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
+from tunewise.arms.adaptive_rag import AdaptiveRagArm, AdaptiveRagParams
 from tunewise.arms.base import Answer, Arm, ArmContext, ArmParams, Retrieved
+from tunewise.arms.committee import CommitteeArm, CommitteeParams
 from tunewise.arms.few_shot import FewShotArm, FewShotParams
 from tunewise.arms.finetune import FinetuneArm, FinetuneParams, FinetuneRagArm, FinetuneRagParams
 from tunewise.arms.rag import FewShotRagArm, FewShotRagParams, RagArm, RagParams
+from tunewise.arms.self_consistency import SelfConsistencyArm, SelfConsistencyParams
 from tunewise.arms.zero_shot import ZeroShotArm, ZeroShotParams
 
 ARMS: dict[str, tuple[type[ArmParams], type[Arm]]] = {
@@ -19,11 +22,17 @@ ARMS: dict[str, tuple[type[ArmParams], type[Arm]]] = {
     "few_shot_rag": (FewShotRagParams, FewShotRagArm),
     "finetune": (FinetuneParams, FinetuneArm),
     "finetune_rag": (FinetuneRagParams, FinetuneRagArm),
+    "self_consistency": (SelfConsistencyParams, SelfConsistencyArm),
+    "committee": (CommitteeParams, CommitteeArm),
+    "adaptive_rag": (AdaptiveRagParams, AdaptiveRagArm),
 }
 ARM_NAMES = tuple(ARMS)
 
 AnyArmParams = Annotated[
-    Union[ZeroShotParams, FewShotParams, RagParams, FewShotRagParams, FinetuneParams, FinetuneRagParams],
+    Union[
+        ZeroShotParams, FewShotParams, RagParams, FewShotRagParams, FinetuneParams, FinetuneRagParams,
+        SelfConsistencyParams, CommitteeParams, AdaptiveRagParams,
+    ],
     Field(discriminator="arm"),
 ]
 

@@ -54,17 +54,26 @@ class Retrieved:
 @dataclass
 class Answer:
     """An arm's final answer to one example, what it retrieved (the runner scores retrieval too),
-    and what it wants recorded (e.g. demo ids)."""
+    and what it wants recorded (e.g. demo ids).
+
+    An arm that chose its answer from a pool (samples, proposals) gives the pool as `candidates`, in
+    the order drawn, and may name other choices it would make from it in `picks` (e.g. "maj@4": the
+    index of the majority answer of the first 4). The runner scores every candidate, so curves like
+    maj@k and best-of-k are measured without the arm seeing a target."""
 
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
     retrieved: list[Retrieved] | None = None
+    candidates: list[str] | None = None
+    picks: dict[str, int] | None = None
 
 
 @dataclass
 class ArmContext:
     """What an arm may use: the task, its splits, the database, when the task has documents their index,
-    the run's folder (for what an arm trains) and where to report training progress.
+    the run's folder (for what an arm trains), where to report training progress, and the task's model
+    for calls `prepare` makes on train examples (cached and logged like every call; the arm sums their
+    cost into its `fixed_cost`).
 
     Arms must not read the targets of test examples; only the runner does, to score."""
 
@@ -74,6 +83,7 @@ class ArmContext:
     knowledge: KnowledgeIndex | None = None
     run_dir: Path | None = None
     progress: ProgressSink | None = None
+    caller: ModelCaller | None = None
 
 
 class Arm(ABC):

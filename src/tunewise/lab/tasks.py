@@ -161,6 +161,7 @@ def task_yaml(spec: TaskSpec) -> str:
         "  - zero_shot\n"
         "  - few_shot: {k: 3, selector: random}\n"
         + ("  - rag: {k: 2, retriever: hybrid}\n  - few_shot_rag: {k: 2, shots: 3}\n" if spec.retrieval else "")
+        + ("  - adaptive_rag: {k: 2, retriever: hybrid}\n  - self_consistency: {k: 8}\n" if spec.name == "mixed" else "")
         + "requirements:\n"
         f"  min_score: {spec.min_score}\n"
     )

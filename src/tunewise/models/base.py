@@ -56,10 +56,14 @@ class Completion:
 
 @runtime_checkable
 class Model(Protocol):
-    """A chat model. `id` names it in cache keys (no URL, no key); `complete` returns n samples."""
+    """A chat model. `id` names it in cache keys (no URL, no key); `complete` returns n samples.
+
+    The samples are numbers `first` .. `first + n - 1` of the request: a backend that seeds its sampling
+    seeds by them, so asking for more samples later (after the first ones were cached) never repeats them.
+    """
 
     id: str
 
-    async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]: ...
+    async def complete(self, request: ChatRequest, n: int = 1, *, first: int = 0) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...

@@ -1,7 +1,8 @@
 """`hf:<id-or-path>` — a local transformers causal LM.
 
 Greedy requests that arrive together are generated as one left-padded batch; sampled requests
-are generated one at a time with a seed derived from the request, so samples are reproducible.
+are generated one at a time with a seed derived from the request and the first sample's number, so
+samples are reproducible and samples asked for later are new ones.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class HFModel:
         """The prompt text (see chat_text)."""
         return chat_text(self.tokenizer, request.message_dicts(), add_generation_prompt=True)
 
-    async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]:
+    async def complete(self, request: ChatRequest, n: int = 1, *, first: int = 0) -> list[Completion]:
         if request.temperature > 0:
-            return await asyncio.to_thread(self._sample, request, n)
+            return await asyncio.to_thread(self._sample, request, n, first)
         completion = await self._greedy.submit(request)
         # Greedy decoding has one answer; extra samples are that answer again and cost nothing more.
         return [completion] + [Completion(completion.text, 0, 0, 0.0, completion.finish_reason)] * (n - 1)
@@ -150,11 +151,12 @@ class HFModel:
                 text, finish = text[: text.index(stop)], "stop"
         return Completion(text.strip(), int(tokens_in), len(ids), latency_ms, finish)
 
-    def _sample(self, request: ChatRequest, n: int) -> list[Completion]:
+    def _sample(self, request: ChatRequest, n: int, first: int = 0) -> list[Completion]:
+        # Seeded by the request and the first sample's number: the same samples again, new ones after them.
         completions = self._greedy.exclusive(
             self._generate,
             [request],
-            seed=int(request.cache_key(self.id)[:8], 16),
+            seed=int(request.cache_key(self.id)[:8], 16) + first,
             do_sample=True, temperature=request.temperature, top_k=0, num_return_sequences=n
         )
         return [completions[0]] + [

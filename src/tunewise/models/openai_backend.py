@@ -32,8 +32,8 @@ class OpenAIModel:
         """Attempts made again after a retryable failure."""
         return self.endpoint.retries
 
-    async def complete(self, request: ChatRequest, n: int = 1) -> list[Completion]:
-        """n samples; servers that ignore `n` are asked again until there are n."""
+    async def complete(self, request: ChatRequest, n: int = 1, *, first: int = 0) -> list[Completion]:
+        """n samples; servers that ignore `n` are asked again until there are n (the server draws them)."""
         completions: list[Completion] = []
         while len(completions) < n:
             completions.extend(await self._call(request, n - len(completions)))

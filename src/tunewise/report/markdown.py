@@ -3,6 +3,7 @@ disagree, and every setting."""
 
 from __future__ import annotations
 
+from tunewise.report.boosting import boosting_lines
 from tunewise.report.content import CI_NOTE, Report, Table
 
 
@@ -49,6 +50,7 @@ def render_markdown(report: Report) -> str:
         lines += ["## Break-even", "", *[f"- {b.note}" for b in summary.break_even], ""]
     if report.retrieval:
         lines += ["## Retrieval", "", *_table(report.retrieval)]
+    lines += boosting_lines(summary)
     if report.skipped:
         lines += [f"Skipped {len(report.skipped)} unreadable document(s) (--skip-bad):",
                   *[f"- `{s['path']}`: {s['reason']}" for s in report.skipped], ""]

@@ -1,0 +1,48 @@
+"""`self_consistency`: k samples of the zero-shot prompt, the majority answer wins.
+
+The k samples are drawn once (one request, each sample cached by its number) and maj@k is reported
+for k = 1, 2, 4, ... k from that one pool, as lm-evaluation-harness does, along with best-of-k (is a
+correct answer anywhere among the first k). Answers vote by the task metric's normalisation, so
+"Paris." and "paris" are one answer under `normalized`; ties go to the answer drawn first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from tunewise.arms.base import Answer, Arm, ArmParams
+from tunewise.arms.voting import k_schedule, majority_picks, plurality_count
+from tunewise.prompt import build_messages
+
+if TYPE_CHECKING:
+    from tunewise.caller import ExampleCaller
+    from tunewise.data import Example
+
+
+class SelfConsistencyParams(ArmParams):
+    arm: Literal["self_consistency"] = "self_consistency"
+    k: int = Field(8, ge=1, le=128, description="samples per query (the largest k of the maj@k curve)")
+    temperature: float = Field(
+        0.7, gt=0, le=2, description="sampling temperature: votes need varied samples, whatever the task's is"
+    )
+
+
+class SelfConsistencyArm(Arm):
+    params: SelfConsistencyParams
+
+    async def prepare(self) -> None:
+        self.normalize = self.context.task.metric.normalizer(self.context.task.base_dir)
+        self.ks = k_schedule(self.params.k)
+
+    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
+        messages = build_messages(self.context.task.instructions, example.input)
+        samples = await lm.complete(lm.request(messages, temperature=self.params.temperature), self.params.k)
+        texts = [s.text for s in samples]
+        keys = [self.normalize(t) for t in texts]
+        picks = majority_picks(keys, self.ks)
+        chosen = picks[f"maj@{self.params.k}"]
+        return Answer(
+            texts[chosen], {"agreement": plurality_count(keys) / len(keys)}, candidates=texts, picks=picks
+        )
