@@ -86,7 +86,7 @@ def test_rag_without_knowledge_is_an_input_error(tmp_path, server):
                        capture_output=True, text=True)
     assert r.returncode == 2
     line = [n for n, text in enumerate(task.read_text().splitlines(), 1) if "rag" in text][0]
-    assert r.stderr.strip() == f"error: {task}:{line}: arm 'rag' retrieves, but the task has no `knowledge:` documents"
+    assert r.stderr.strip() == f"error: {task}:{line}: arm 'rag' reads the task's documents, but the task has no `knowledge:`"
     assert not len(server.log.entries)
 
 

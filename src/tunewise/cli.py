@@ -245,19 +245,30 @@ def finetune_export(
     task: Annotated[Path, typer.Argument(help="The task file (YAML).")],
     out: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
     split: Annotated[str, typer.Option("--split", help="train, or dev for a validation file.")] = "train",
+    documents: Annotated[
+        bool, typer.Option("--documents", help="Add the task's knowledge documents, a conversation per chunk.")
+    ] = False,
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Write a split as chat fine-tuning JSONL: the prompt the finetune arm uses, then the answer."""
     from tunewise.data import load_dataset
     from tunewise.errors import InputError
-    from tunewise.finetune.export import conversations, write_jsonl
+    from tunewise.finetune.export import conversations, document_conversation, write_jsonl
     from tunewise.task import load_task
 
     if split not in ("train", "dev"):
         raise InputError(f"--split must be train or dev, not '{split}' (test examples are never trained on)")
     spec = load_task(task)
     examples = getattr(load_dataset(spec), split)
-    write_jsonl(conversations(spec, examples), out)
-    typer.echo(f"{out}: {len(examples)} {split} conversations")
+    convs = conversations(spec, examples)
+    if documents:
+        from tunewise.db import connect
+        from tunewise.knowledge.task_index import build_task_index
+
+        chunks = build_task_index(spec, connect(runs_dir / "tunewise.db"), runs_dir).index.chunks()
+        convs += [document_conversation(c.source, c.text) for c in chunks]
+    write_jsonl(convs, out)
+    typer.echo(f"{out}: {len(examples)} {split} conversations" + (f" and {len(convs) - len(examples)} document chunks" if documents else ""))
 
 
 def _print_summary(summary: Summary, status: str | None = None) -> None:

@@ -95,7 +95,7 @@ def _check_arms(task: Task, dataset: Dataset) -> None:
         if params.needs_train and not dataset.train:
             raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
         if params.needs_knowledge and task.knowledge is None:
-            raise task.error(f"arm '{params.label}' retrieves, but the task has no `knowledge:` documents", "arms", i)
+            raise task.error(f"arm '{params.label}' reads the task's documents, but the task has no `knowledge:`", "arms", i)
 
 
 async def _evaluate_arms(

@@ -106,3 +106,24 @@ def test_lora_on_an_openai_model_is_refused_before_the_run(tmp_path, server):
     with pytest.raises(InputError, match=r"task.yaml:\d+: arm 'finetune': method lora trains hf: or lab: models"):
         tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_finetune_on_the_documents_uploads_each_chunk_as_a_conversation(tmp_path, server):
+    task = write_knowledge_task(tmp_path / "task", server.base_url, [{"finetune": {"documents": True, "poll_s": 0.01}}])
+    outcome = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
+    (job,) = server.fine_tuning.jobs.values()
+    uploaded = [json.loads(line)["messages"] for line in server.fine_tuning.contents[job["training_file"]].splitlines()]
+    asked = {m[0]["content"]: m[1]["content"] for m in uploaded if m[0]["content"].startswith("What does ")}
+    assert len(asked) == 11  # every document of the corpus, each one chunk
+    assert "The capital of Zorabia is Quellabton." in asked["What does d0.md say?"]
+    assert len(uploaded) == len(asked) + sum(1 for line in (tmp_path / "task" / "data.jsonl").read_text().splitlines()
+                                             if json.loads(line)["split"] == "train")
+    assert arm(outcome, "finetune").recall_at_k is None  # it answers closed-book: the documents are only trained on
+
+
+def test_finetune_on_the_documents_needs_a_knowledge_section(tmp_path, server):
+    from tunewise.errors import InputError
+
+    task = write_capitals_task(tmp_path / "task", server.base_url, arms=[{"finetune": {"documents": True}}])
+    with pytest.raises(InputError, match=r"task.yaml:\d+: arm .finetune. reads the task.s documents, but the task has no `knowledge:`"):
+        tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))

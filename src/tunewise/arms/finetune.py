@@ -3,7 +3,7 @@
 
 Method `lora` trains a LoRA adapter on an `hf:`/`lab:` model on this machine; `provider` runs a
 fine-tuning job for an `openai:` model. Only train examples (plus an optional `extra:` chat JSONL,
-e.g. synthetic data) are trained on; dev decides when to stop; test answers are never seen. Training
+e.g. synthetic data, and with `documents: true` the knowledge documents) are trained on; dev decides when to stop; test answers are never seen. Training
 happens once per run: the adapter or the job is kept in the run folder and reused on `--resume`, and
 an identical training for another arm of the same run (`finetune` and `finetune_rag`) is reused too.
 
@@ -25,7 +25,7 @@ from tunewise.arms.base import Arm, ArmParams
 from tunewise.arms.rag import RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm
 from tunewise.caller import Prices
-from tunewise.finetune.export import Conversation, conversations, read_jsonl
+from tunewise.finetune.export import Conversation, conversations, document_conversation, read_jsonl
 from tunewise.finetune.lora import LoraSettings
 from tunewise.finetune.provider import ProviderSettings
 
@@ -44,10 +44,17 @@ class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
     arm: Literal["finetune"] = "finetune"
     method: Method = Field("auto", description="auto: lora for hf:/lab: models, provider for openai: models")
     extra: Path | None = Field(None, description="chat JSONL of more training conversations, relative to the task file")
+    documents: bool = Field(
+        False, description="also train on the task's knowledge documents (knowledge injection, Ovadia et al. 2023)"
+    )
     merge: bool = Field(True, description="lora: merge the adapter into the weights for inference")
     hardware_per_hour: float = Field(0.0, ge=0, description="lora: US$ per hour of the machine that trains")
     price_in_per_1m: float | None = Field(None, ge=0, description="the fine-tuned model's; default the task model's")
     price_out_per_1m: float | None = Field(None, ge=0, description="the fine-tuned model's; default the task model's")
+
+    @property
+    def needs_knowledge(self) -> bool:  # type: ignore[override]
+        return self.documents
 
     def resolved_method(self, task: Task) -> str:
         if self.method != "auto":
@@ -66,6 +73,10 @@ class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
 
 class FinetuneRagParams(FinetuneParams, RagParams):
     arm: Literal["finetune_rag"] = "finetune_rag"  # type: ignore[assignment]
+
+    @property
+    def needs_knowledge(self) -> bool:  # type: ignore[override]
+        return True
 
 
 @dataclass
@@ -89,6 +100,9 @@ class FinetunedArm(Arm):
         train = conversations(task, dataset.train)
         if self.params.extra is not None:
             train += read_jsonl(task.base_dir / self.params.extra)
+        if self.params.documents:
+            assert self.context.knowledge is not None, "the experiment builds the index for arms that need one"
+            train += [document_conversation(c.source, c.text) for c in self.context.knowledge.chunks()]
         dev = conversations(task, dataset.dev)
         if self.params.resolved_method(task) == "lora":
             self.tuned = self._lora(train, dev)

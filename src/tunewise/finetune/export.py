@@ -1,7 +1,8 @@
 """Training data for fine-tuning: each example as the chat the model sees at inference plus its answer.
 
 The prompt is the zero-shot one (instructions + input, no demonstrations): a fine-tuned model learns
-the task instead of being shown it. The same conversations are what `tunewise finetune export` writes,
+the task instead of being shown it. With `documents: true` the task's knowledge documents join the
+training set too, each chunk as a conversation asking for it by its source. The same conversations are what `tunewise finetune export` writes,
 what a provider job uploads, and what `extra:` files hold, one `{"messages": [...]}` object a line.
 """
 
@@ -30,6 +31,12 @@ def conversation(task: Task, example: Example) -> Conversation:
 
 def conversations(task: Task, examples: Sequence[Example]) -> list[Conversation]:
     return [conversation(task, e) for e in examples]
+
+
+def document_conversation(source: str, text: str) -> Conversation:
+    """A knowledge document (one chunk of it) as a conversation that asks for it by its source: trained on, it
+    puts the document's facts into the weights (knowledge injection), in a form provider jobs accept too."""
+    return [{"role": "user", "content": f"What does {source} say?"}, {"role": "assistant", "content": text}]
 
 
 def to_jsonl(convs: Sequence[Conversation]) -> str:

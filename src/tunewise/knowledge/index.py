@@ -284,6 +284,10 @@ class KnowledgeIndex:
 
     # ------------------------------------------------------------------------------------- search
 
+    def chunks(self) -> list[Chunk]:
+        """Every chunk the index holds, in id order (what fine-tuning on the documents trains on)."""
+        return list(self._load().chunks)
+
     def search(self, query: str, k: int, retriever: Retriever = "hybrid") -> list[Hit]:
         """The k best chunks for `query`, best first."""
         return self.search_many([query], k, retriever)[0]
