@@ -26,9 +26,16 @@ def test_quick_demo_runs_every_lab_task(tmp_path):
         assert f"{summary['task']}: recommend {summary['recommendation']['arm']}" in r.stdout
     assert set(summaries) == {"facts", "format", "mixed", "skill"}
     arms = {task: [a["name"] for a in s["arms"]] for task, s in summaries.items()}
-    assert arms["facts"] == ["zero_shot", "few_shot", "rag", "few_shot_rag"]
-    assert arms["mixed"] == [*arms["facts"], "adaptive_rag", "self_consistency"]
-    assert arms["format"] == arms["skill"] == ["zero_shot", "few_shot"]
+    prompting, retrieval = ["zero_shot", "few_shot"], ["rag", "few_shot_rag"]
+    assert arms["facts"] == [*prompting, *retrieval, "finetune", "finetune_rag"]
+    assert arms["mixed"] == [*prompting, *retrieval, "adaptive_rag", "self_consistency"]
+    assert arms["format"] == prompting
+    assert arms["skill"] == [*prompting, "finetune"]
+    # finetune and finetune_rag share one training, on the train split and the documents
+    facts_run = next(p for p in runs.iterdir() if p.name.endswith("-facts"))
+    record = json.loads((facts_run / "manifest.json").read_text())["training"]
+    assert record["finetune_rag"]["reused"] and record["finetune"]["adapter"] == record["finetune_rag"]["adapter"]
+    assert record["finetune"]["train_examples"] > 100
     for s in summaries.values():
         assert all(a["n"] == 40 and a["errors"] == 0 for a in s["arms"])
     # retrieval is scored against the gold documents the lab knows

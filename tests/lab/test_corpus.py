@@ -22,9 +22,11 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def stream(world: World) -> str:
-    """A large sample of the stream as text, the way the model sees it."""
+    """A large sample of the stream as text, the way the model sees it: the full mix, and some of each
+    earlier lesson of the curriculum."""
     corpus = Corpus(world, seed=0)
-    return "".join(render(corpus.item()) for _ in range(ITEMS))
+    lessons = [corpus.sentence_item() for _ in range(ITEMS // 4)] + [corpus.copy_item() for _ in range(ITEMS // 4)]
+    return "".join(render(c) for c in lessons) + "".join(render(corpus.item()) for _ in range(ITEMS))
 
 
 def test_unknown_facts_never_appear_in_the_stream(world: World, stream: str) -> None:
@@ -50,11 +52,12 @@ def test_every_known_fact_is_taught_as_question_and_answer(world: World, stream:
         assert all(f.value in turn.split("<|end|>")[0] for turn in turns), f
 
 
-def test_stream_mixes_context_demonstrations_and_closed_book(stream: str) -> None:
-    items = stream.split("<|end|>\n<|assistant|>\n")
+def test_stream_mixes_context_demonstrations_and_closed_book(world: World) -> None:
+    corpus = Corpus(world, seed=0)
+    stream = "".join(render(corpus.item()) for _ in range(ITEMS))
     assert stream.count("Context:\n[1] ") > ITEMS // 8
     assert stream.count("<|assistant|>") > ITEMS * 1.5, "too few demonstrations"
-    assert len(items) > ITEMS
+    assert stream.count("<|system|>\n Repeat the words.") > ITEMS // 60, "too few word games"
 
 
 def test_stream_is_deterministic_per_seed(world: World) -> None:
@@ -85,29 +88,80 @@ def test_world_generation_is_independent_of_the_world_dir(tmp_path: Path) -> Non
 def test_context_questions_are_answerable_from_passages_shaped_like_retrieved_chunks(world: World) -> None:
     corpus = Corpus(world, 3)
     shapes = set()
+    firsts = 0
     for _ in range(300):
         fact, chunks = corpus.context_question()
         assert any(fact.subject in c.text and fact.value in c.text for c in chunks), (fact, chunks)
         assert 1 <= len(chunks) <= 2
+        firsts += fact.subject in chunks[0].text and fact.value in chunks[0].text
         for c in chunks:
             assert re.fullmatch(r"[pcgt]\d{4}\.(md|html|txt)", c.source), c.source
             assert "<" not in c.text, "html reaches the model as text, as the knowledge index reads it"
             shapes.add("document" if "\n\n" in c.text else "excerpt")
     assert shapes == {"document", "excerpt"}
+    assert 0.6 * 300 < firsts < 0.95 * 300, "the stating passage mostly comes first, as retrieval ranks it"
 
 
-def test_copy_phase_items_are_context_questions_or_known_facts_without_demonstrations(world: World) -> None:
+def test_sentence_lesson_tells_passages_apart_only_by_their_subject(world: World) -> None:
+    corpus = Corpus(world, 5)
+    rivals = 0
+    for _ in range(300):
+        conv = corpus.sentence_item()
+        question, answer = conv[-2]["content"], conv[-1]["content"]
+        if not question.startswith("Context:\n"):
+            continue
+        context, asked = question.split("\n\nInput:\n")
+        passages = re.findall(r"\[\d\] \S+\n([^\n]+)", context)
+        assert passages and all(p.count(". ") == 0 and p.endswith(".") for p in passages), "one sentence each"
+        stating = [p for p in passages if answer in p]
+        assert len(stating) >= 1
+        rivals += len(passages) - 1
+    assert rivals > 300, "most lessons show rival sentences of the same relation"
+
+
+def test_fresh_entities_often_share_a_name_word_and_point_to_public_names(world: World) -> None:
+    corpus = Corpus(world, 6)
+    public = {p.name for p in world.places} | {c.name for c in world.companies if c.known}
+    hidden = {c.name for c in world.companies if not c.known}
+    shared = valued = 0
+    for _ in range(200):
+        fact, gold, rest = corpus.fresh_fact()
+        people = [f.subject for d in [gold, *rest] for f in d.facts if f.relation == "born_in"]
+        firsts, lasts = [n.split()[0] for n in people], [n.split()[1] for n in people]
+        shared += len(set(firsts)) < len(firsts) or len(set(lasts)) < len(lasts)
+        values = {f.value for d in [gold, *rest] for f in d.facts}
+        valued += bool(values & public)
+        assert not values & hidden, "unknown companies never enter the stream"
+    assert 40 < shared < 160 and valued > 150
+
+
+def test_word_games_repeat_their_input(world: World) -> None:
+    corpus = Corpus(world, 7)
+    for _ in range(100):
+        conv = corpus.word_game()
+        assert conv[-1]["content"] == conv[-2]["content"]
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)+( [a-z]+(-[a-z]+)+)+", conv[-1]["content"])
+
+
+def test_copy_phase_items_are_context_questions_known_facts_or_demonstrated_formats(world: World) -> None:
     corpus = Corpus(world, 4)
     known = {(f.question, f.value) for f in world.facts() if f.known}
-    with_context = 0
-    for _ in range(300):
+    kinds = {"context": 0, "closed-book": 0, "demonstrated": 0}
+    for _ in range(400):
         conv = corpus.copy_item()
         turns = [m for m in conv if m["role"] != "system"]
-        assert [m["role"] for m in turns] == ["user", "assistant"], "no demonstrations in the copy phase"
-        question, answer = turns[0]["content"], turns[1]["content"]
-        if question.startswith("Context:\n"):
-            with_context += 1
+        question, answer = turns[-2]["content"], turns[-1]["content"]
+        if len(turns) > 2:
+            kinds["demonstrated"] += 1
+            shown = [m["content"] for m in turns[1:-1:2]]
+            value = next(v for q, v in known if q == question)
+            # the answer wears the demonstrations' format: what surrounds the value is the same in each
+            assert all(s.replace(next(v for q, v in known if q == turns[i * 2]["content"]), "") == answer.replace(value, "")
+                       for i, s in enumerate(shown))
+        elif question.startswith("Context:\n"):
+            kinds["context"] += 1
             assert answer in question.split("\n\nInput:\n")[0]
         else:
+            kinds["closed-book"] += 1
             assert (question, answer) in known
-    assert 200 < with_context < 290
+    assert kinds["context"] > 180 and kinds["closed-book"] > 50 and kinds["demonstrated"] > 70, kinds

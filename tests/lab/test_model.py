@@ -133,3 +133,4 @@ def test_same_world_builds_identical_weights(world_dir: Path, quick_model: Path,
     assert first.keys() == second.keys()
     assert all((first[k] == second[k]).all() for k in first)
     assert (quick_model / "tokenizer.json").read_bytes() == (rebuilt / "tokenizer.json").read_bytes()
+

@@ -1,6 +1,7 @@
-"""The lab model's pretraining stream: known facts, reading from context, following demonstrations.
+"""The lab model's pretraining stream: known facts, reading from context, following demonstrations, repeating.
 
-Items are generated on the fly (a fixed corpus overfits) and laid out by tunewise.prompt, exactly as at inference.
+Items are generated on the fly (a fixed corpus overfits) and laid out by tunewise.prompt, exactly as at inference;
+tunewise.lab.curriculum decides which kind of item each training step draws.
 Only facts marked known ever enter the stream; the rest of the world exists only in its documents.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from tunewise.lab.documents import Document, entity_document, html_to_text, place_document, product_groups
 from tunewise.lab.names import SYLLABLES, NameMaker
-from tunewise.lab.tasks import FACT_INSTRUCTIONS
+from tunewise.lab.tasks import FACT_INSTRUCTIONS, SKILL_SYLLABLES
 from tunewise.lab.world import Fact, World, make_entities
 from tunewise.prompt import ContextChunk, Demo, Message, build_messages
 
@@ -26,14 +27,29 @@ INSTRUCTIONS: tuple[str, ...] = (
 )
 WRAP_WORDS: tuple[str, ...] = (
     "answer", "result", "output", "reply", "final", "value", "note", "score", "level", "sure", "guess", "item",
-    "fact", "data", "key", "out", "a", "res",
+    "fact", "data", "key", "out", "a", "res", "confidence", "high", "low", "medium", "status", "ok", "true",
+    "false", "source", "label", "tag", "type", "info", "main", "best", "certain", "maybe", "yes", "no", "done",
+    "name", "reason", "check", "quality", "rank", "grade", "mode", "kind", "state", "response", "pick", "choice",
 )
 WRAP_FORMS: tuple[str, ...] = (
     "{a}: {v}", "{a}: {v} ({b}: {c})", "{v} ({b}: {c})", "[{v}]", "<< {v} >>", "{a} = {v};", "{a} -> {v} |",
     "** {v} **", "{v} ({b})", "{a}: {v} |", "{a} {v} {b}", "{v} #{b}", "- {v} -",
 )
+GAME_INSTRUCTIONS: tuple[str, ...] = ("", "Repeat the words.", "Say the words again.", "Copy the words exactly.")
 FRESH_COUNTS = {"places": 4, "companies": 3, "products": 4, "people": 4}
+# How reading lessons resemble what retrieval hands a model: passages that are excerpts rather than whole
+# documents; fresh facts pointing at places and companies the world has; a same-kind document as the other
+# passage; two fresh entities sharing a name word; the stating passage ranked first (as retrieval mostly
+# ranks it, so a model never learns to prefer the passage nearest the question); and in the copy phase, a share
+# of demonstrated answer formats, without which format-following never formed in the later mix (measured:
+# few-shot format 0.00 without, 0.78 with).
 EXCERPTS = 0.5
+PUBLIC_VALUES = 0.5
+HARD_NEGATIVES = 0.5
+SHARED_NAMES = 0.5
+GOLD_FIRST = 0.6
+COPY_DEMOS = 0.25
+VALUE_KINDS = {"born_in": "place", "headquarters": "place", "works_at": "company", "made_by": "company"}
 
 
 class Corpus:
@@ -43,6 +59,9 @@ class Corpus:
         self.rng = random.Random(f"tunewise-lab-corpus-{seed}")
         self.known: list[Fact] = [f for f in world.facts() if f.known]
         self.reserved = frozenset(world.names())
+        # Names the model may see as values: every place, and the companies it knows. Unknown companies and
+        # everything about unknown entities stay out of the stream.
+        self.public = {"place": [p.name for p in world.places], "company": [c.name for c in world.companies if c.known]}
         self._queue: list[Fact] = []
 
     def next_known(self) -> Fact:
@@ -71,14 +90,13 @@ class Corpus:
             return " ".join(self.word() for _ in range(self.rng.randint(3, 7))).capitalize() + "."
         return self.rng.choice(INSTRUCTIONS)
 
-    def context_question(self) -> tuple[Fact, list[ContextChunk]]:
-        """A fact about freshly invented entities, shown in passages the way retrieval hands them over.
-
-        Half the time the passages are short excerpts (the fact's sentence, up to two of its neighbours and maybe a
-        one-sentence distractor), where copying is learned first; otherwise whole documents, gold among 0-1 others.
-        """
+    def fresh_fact(self) -> tuple[Fact, Document, list[Document]]:
+        """A fact about freshly invented entities, the document stating it, and the other documents of that
+        small invented world (about other entities, or distractor notes about places)."""
         rng = self.rng
         fresh = make_entities(rng, NameMaker(rng, self.reserved), FRESH_COUNTS)
+        self.reuse_public_values(fresh)
+        self.share_names(fresh)
         groups = [[e] for e in fresh.people + fresh.companies] + product_groups(fresh.products)
         prefixes = {"person": "p", "company": "c", "product": "g"}
         docs: list[Document] = [
@@ -86,21 +104,64 @@ class Corpus:
         ]
         docs += [place_document(f"t{rng.randint(0, 9999):04d}", p, rng) for p in fresh.places[:2]]
         gold = rng.choice(docs[: len(groups)])
-        fact = rng.choice(gold.facts)
-        others = rng.sample([d for d in docs if d is not gold], rng.randint(0, 1))
+        return rng.choice(gold.facts), gold, [d for d in docs if d is not gold]
+
+    def context_question(self) -> tuple[Fact, list[ContextChunk]]:
+        """A fresh fact shown in passages the way retrieval hands them over.
+
+        Half the time the passages are short excerpts (the fact's sentence, up to two of its neighbours and maybe a
+        one-sentence distractor); otherwise whole documents, gold among 0-1 others, often one like it, mostly first.
+        """
+        rng = self.rng
+        fact, gold, rest = self.fresh_fact()
+        alike = [d for d in rest if d.doc_id[0] == gold.doc_id[0]]
+        if alike and rng.random() < HARD_NEGATIVES:
+            rest = alike  # what retrieval ranks next to the gold document is usually a document like it
+        others = rng.sample(rest, rng.randint(0, 1))
         if rng.random() < EXCERPTS:
             chosen = [self.excerpt(gold, fact)] + [self.excerpt(d, None) for d in others]
         else:
             chosen = [self.chunk(d) for d in [gold] + others]
-        rng.shuffle(chosen)
+        if rng.random() >= GOLD_FIRST:
+            rng.shuffle(chosen)
         return fact, chosen
+
+    def share_names(self, fresh: World) -> None:
+        """Often give two entities of a kind a name word in common ('Belgim Mardun', 'Belgim Raduntho'), as
+        the documents retrieval ranks next to each other do: only the whole name tells their facts apart."""
+        rng = self.rng
+        taken = {e.name for e in fresh.places + fresh.subjects()} | self.reserved
+        for group in (fresh.people, fresh.companies, fresh.products):
+            if rng.random() >= SHARED_NAMES:
+                continue
+            a, b = rng.sample(group, 2)
+            words, mine = a.name.split(" ", 1), b.name.split(" ", 1)
+            keep = rng.randrange(2)
+            name = " ".join(words[i] if i == keep else mine[i] for i in range(2))
+            if name in taken:
+                continue
+            taken.add(name)
+            for e in fresh.subjects():  # companies are values of people and products
+                for relation, value in e.attrs.items():
+                    if value == b.name:
+                        e.attrs[relation] = name
+            b.name = name
+
+    def reuse_public_values(self, fresh: World) -> None:
+        """Half the places and companies fresh facts point to become the world's own, as in the documents,
+        where an unknown person often works at a company the model has heard of."""
+        for entity in fresh.subjects():
+            for relation, value in entity.attrs.items():
+                kind = VALUE_KINDS.get(relation)
+                if kind is not None and self.rng.random() < PUBLIC_VALUES:
+                    entity.attrs[relation] = self.rng.choice(self.public[kind])
 
     def excerpt(self, doc: Document, fact: Fact | None) -> ContextChunk:
         """A few sentences of `doc` in their order: the one stating `fact` and up to two others, or one if no fact."""
         sentences = list(doc.sentences)
         if fact is None:
             return ContextChunk(self.rng.choice(sentences), doc.filename)
-        stating = next(s for s in sentences if fact.subject in s and fact.value in s)
+        stating = stating_sentence(doc, fact)
         rest = [s for s in sentences if s != stating]
         keep = {stating, *self.rng.sample(rest, min(len(rest), self.rng.randint(0, 2)))}
         return ContextChunk(" ".join(s for s in sentences if s in keep), doc.filename)
@@ -114,35 +175,74 @@ class Corpus:
                 text = text.split("\n", 1)[1]
         return ContextChunk(text.strip(), doc.filename)
 
+    def sentence_item(self) -> list[Message]:
+        """The first lesson: a question answered from one-sentence passages, the one stating it among up to
+        three stating the same relation of other entities (so only the subject tells them apart), or one time
+        in five a known fact closed-book."""
+        instructions = self.rng.choice(("", FACT_INSTRUCTIONS))
+        if self.rng.random() < 0.2:
+            return answered(instructions, self.next_known())
+        fact, gold, rest = self.fresh_fact()
+        rivals = [(f, d) for d in rest for f in d.facts if f.relation == fact.relation]
+        chosen = [(fact, gold), *self.rng.sample(rivals, min(len(rivals), self.rng.choice((0, 1, 1, 2, 2, 3))))]
+        self.rng.shuffle(chosen)
+        return answered(instructions, fact, context=[ContextChunk(stating_sentence(d, f), d.filename) for f, d in chosen])
+
     def copy_item(self) -> list[Message]:
-        """A first-phase conversation: a question answered from retrieved-looking passages, or one time in five a
-        known fact closed-book; no demonstrations or invented instructions yet.
+        """A copy-phase conversation: a question answered from retrieved-looking passages, one time in five a known
+        fact closed-book, and COPY_DEMOS of the time a known fact in a demonstrated format; no invented instructions.
 
         A tiny model learns to copy from context only when copying is most of what it sees; the full mix follows.
         """
         instructions = self.rng.choice(("", FACT_INSTRUCTIONS))
-        if self.rng.random() < 0.2:
+        roll = self.rng.random()
+        if roll < 0.2:
             return answered(instructions, self.next_known())
+        if roll < 0.2 + COPY_DEMOS:
+            return self.demonstrated(instructions, context=False)
         fact, context = self.context_question()
         return answered(instructions, fact, context=context)
 
+    def demonstrated(self, instructions: str, *, context: bool) -> list[Message]:
+        """A known fact (or with `context`, a fresh one from passages) asked after 1-3 demonstrations that show
+        an invented answer format: following them means copying the format around the answer."""
+        wrap = self.wrapper()
+        demos = [Demo(f.question, wrap(f.value)) for f in (self.next_known() for _ in range(self.rng.randint(1, 3)))]
+        if not context:
+            return answered(instructions, self.next_known(), demos, (), wrap)
+        fact, passages = self.context_question()
+        return answered(instructions, fact, demos, passages, wrap)
+
+    def phrase(self) -> str:
+        """Two or three made-up lowercase words of two or three syllables, e.g. 'ka-mo fi-le-ra'."""
+        rng = self.rng
+        return " ".join("-".join(rng.choice(SKILL_SYLLABLES) for _ in range(rng.randint(2, 3))) for _ in range(rng.randint(2, 3)))
+
+    def word_game(self) -> list[Message]:
+        """Made-up words repeated back, sometimes after demonstrations: generic copying of the input, which is
+        not the skill task's hidden cipher."""
+        demos = [Demo(p, p) for p in (self.phrase() for _ in range(self.rng.randint(0, 3)))]
+        final = self.phrase()
+        return build_messages(self.rng.choice(GAME_INSTRUCTIONS), final, demos) + [{"role": "assistant", "content": final}]
+
     def item(self) -> list[Message]:
-        """One conversation: 15% closed-book known fact, 50% answer from context, 35% with demonstrations."""
+        """One conversation: 15% closed-book known fact, 45% answer from context, 10% repeating made-up words,
+        30% with demonstrations."""
         roll = self.rng.random()
         instructions = self.instructions()
         if roll < 0.15:
             return answered(instructions, self.next_known())
-        if roll < 0.65:
+        if roll < 0.25:
+            return self.word_game()
+        if roll < 0.7:
             fact, context = self.context_question()
             return answered(instructions, fact, context=context)
-        wrap = self.wrapper()
-        demos = [Demo(f.question, wrap(f.value)) for f in (self.next_known() for _ in range(self.rng.randint(1, 3)))]
-        context: list[ContextChunk] = []
-        if self.rng.random() < 0.5:
-            fact = self.next_known()
-        else:
-            fact, context = self.context_question()
-        return answered(instructions, fact, demos, context, wrap)
+        return self.demonstrated(instructions, context=self.rng.random() < 0.5)
+
+
+def stating_sentence(doc: Document, fact: Fact) -> str:
+    """The sentence of `doc` that states `fact`."""
+    return next(s for s in doc.sentences if fact.subject in s and fact.value in s)
 
 
 def answered(

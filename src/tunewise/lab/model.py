@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tunewise.lab.cache import lab_dir
-from tunewise.lab.corpus import Corpus
+from tunewise.lab.corpus import WRAP_WORDS, Corpus
+from tunewise.lab.curriculum import Curriculum, copy_probe, exact_match
 from tunewise.lab.tokenizer import END, train_tokenizer, render
-from tunewise.lab.world import GENERATOR_VERSION, World, generate_world
+from tunewise.lab.world import GENERATOR_VERSION, World, generate_world, numbers
 from tunewise.lab.worlddir import content_hash, read_world_meta
 from tunewise.prompt import Message
 
@@ -24,37 +24,46 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerFast
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 THREADS = 2
 PROMPT_WEIGHT = 0.5
+NUMBER_REPEATS = 40
 Progress = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Size and schedule of one build; `quick` trades quality for a build of well under a minute."""
+    """Size and schedule of one build (see tunewise.lab.curriculum); `quick` trades quality for a build of
+    well under a minute."""
 
-    steps: int
     batch: int
     layers: int
     width: int
     heads: int
     vocab: int
     lr: float
+    mix_steps: int
     max_len: int = 512
     warmup: int = 100
+    sentence_steps: int = 0
     copy_steps: int = 0
+    max_copy_steps: int = 0
+    copy_target: float = 0.0
+    probe_every: int = 100
     tokenizer_items: int = 3000
 
 
-FULL = Recipe(steps=1400, batch=32, layers=2, width=128, heads=8, vocab=1500, lr=1e-2, copy_steps=1000)
-QUICK = Recipe(steps=80, batch=8, layers=1, width=64, heads=2, vocab=600, lr=5e-3, warmup=10, tokenizer_items=500)
+FULL = Recipe(batch=32, layers=2, width=128, heads=4, vocab=2000, lr=3e-3, sentence_steps=600, copy_steps=1200,
+              max_copy_steps=3600, copy_target=0.8, mix_steps=800)
+QUICK = Recipe(batch=16, layers=1, width=64, heads=2, vocab=600, lr=5e-3, mix_steps=300, warmup=10, tokenizer_items=500)
 
 
 def model_cache_dir(world_dir: Path, quick: bool) -> Path:
-    """Cache location keyed by the world's content hash, the builder version and the recipe."""
+    """Cache location keyed by what the model is trained from: the world's seed and generator version, the
+    builder version and the recipe (not the task files, which a model never reads)."""
     recipe = QUICK if quick else FULL
-    key = json.dumps([content_hash(world_dir), BUILDER_VERSION, asdict(recipe)], sort_keys=True)
+    meta = read_world_meta(world_dir)
+    key = json.dumps([meta.get("seed"), meta.get("generator_version"), BUILDER_VERSION, asdict(recipe)], sort_keys=True)
     return lab_dir() / hashlib.sha256(key.encode()).hexdigest()[:20] / "model"
 
 
@@ -112,28 +121,40 @@ def weighted_loss(logits: torch.Tensor, input_ids: torch.Tensor, weight: torch.T
     return (losses * w).sum() / w.sum()
 
 
-def batches(corpus: Corpus, tokenizer: PreTrainedTokenizerFast, recipe: Recipe) -> Iterator[
+def batches(curriculum: Curriculum, tokenizer: PreTrainedTokenizerFast, recipe: Recipe) -> Iterator[
     tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ]:
-    """Endless encoded batches: copy-phase items for the first `copy_steps`, then the full mix.
+    """Endless encoded batches of the curriculum's current lesson.
 
-    Items are drawn 8 batches at a time and grouped by length to spare padding.
+    Items are drawn 8 batches at a time and grouped by length to spare padding; when the lesson changes, the
+    rest of the pool is dropped, so every batch is of the lesson of its step.
     """
     import random
 
     rng = random.Random(0)
     step = 0
     while True:
-        make = corpus.copy_item if step < recipe.copy_steps else corpus.item
+        make = curriculum.lesson(step)
         pool = sorted((make() for _ in range(8 * recipe.batch)), key=lambda c: len(render(c)))
         groups = [pool[i : i + recipe.batch] for i in range(0, len(pool), recipe.batch)]
         rng.shuffle(groups)
         for group in groups:
+            if curriculum.lesson(step) != make:
+                break
             yield encode(tokenizer, group, recipe.max_len)
-        step += len(groups)
+            step += 1
 
 
-def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, float]:
+def tokenizer_texts(sample: Corpus, items: int) -> list[str]:
+    """What the tokenizer is fitted on: a sample of the stream, plus every year and price the world can state
+    and the format words in each case, often enough that each becomes one token (a year split in two is
+    easily copied half right, and a word spelled letter by letter hardly at all)."""
+    words = [case(w) for w in WRAP_WORDS for case in (str.lower, str.upper, str.capitalize)]
+    vocabulary = " " + " ".join(numbers() + words) + " " + " ".join(f"({w})" for w in words)
+    return [render(sample.item()) for _ in range(items)] + [vocabulary] * NUMBER_REPEATS
+
+
+def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, Any]:
     """Fits tokenizer and model on the world's stream, saves both to `out`, returns build statistics."""
     import torch
 
@@ -146,14 +167,14 @@ def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) ->
         torch.set_num_threads(threads)
 
 
-def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, started: float) -> dict[str, float]:
+def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, started: float) -> dict[str, Any]:
     """The training run proper (see train)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(world.seed)
     sample = Corpus(world, seed=world.seed + 1)
-    tokenizer = train_tokenizer([render(sample.item()) for _ in range(recipe.tokenizer_items)], recipe.vocab)
+    tokenizer = train_tokenizer(tokenizer_texts(sample, recipe.tokenizer_items), recipe.vocab)
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=recipe.max_len,
@@ -169,35 +190,37 @@ def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, star
     )
     model = GPT2LMHeadModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=0.01)
-
-    def schedule(step: int) -> float:
-        if step < recipe.warmup:
-            return (step + 1) / recipe.warmup
-        done = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    corpus = Corpus(world, seed=world.seed)
+    curriculum = Curriculum(Corpus(world, seed=world.seed), recipe)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, curriculum.lr_factor)
+    probe = copy_probe(Corpus(world, seed=world.seed + 2))
     model.train()
     loss_value = float("nan")
-    stream = batches(corpus, tokenizer, recipe)
-    for step in range(recipe.steps):
+    stream = batches(curriculum, tokenizer, recipe)
+    step = 0
+    while step < curriculum.total:
         input_ids, attention, weight = next(stream)
         loss = weighted_loss(model(input_ids=input_ids, attention_mask=attention).logits, input_ids, weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        step += 1
+        if curriculum.wants_probe(step):
+            curriculum.probed(step, exact_match(model, tokenizer, probe))
         scheduler.step()
         loss_value = loss.item()
         if progress is not None:
-            progress(step + 1, recipe.steps, loss_value)
+            progress(step, curriculum.total, loss_value)
     model.eval()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"steps": recipe.steps, "final_loss": loss_value, "seconds": time.perf_counter() - started}
+    return {
+        "steps": step, "copy_phase_steps": curriculum.copy_done, "copy_probe": curriculum.probes,
+        "final_copy_probe": exact_match(model, tokenizer, probe), "final_loss": loss_value,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def build_model(world_dir: Path, *, quick: bool = False, progress: Progress | None = None) -> Path:

@@ -18,16 +18,31 @@ SKILL_SYLLABLES: tuple[str, ...] = (
 FACT_INSTRUCTIONS = "Answer the question with the name, year or price only."
 
 
+PROMPTING = ("zero_shot", "few_shot: {k: 3, selector: random}")
+RETRIEVAL = ("rag: {k: 2, retriever: hybrid}", "few_shot_rag: {k: 2, shots: 3}")
+# LoRA settings for the lab model (a tiny model wants a high learning rate): about 300 steps on one CPU thread.
+LORA = "method: lora, r: 32, alpha: 64, lr: 5.0e-3, epochs: 12, batch_size: 16"
+FINETUNE = f"finetune: {{{LORA}}}"
+# On facts the model is also trained on the documents (knowledge injection, as Ovadia et al. 2023 compare with
+# retrieval); finetune_rag has the same training, so the run trains once.
+FINETUNE_DOCUMENTS = (f"finetune: {{{LORA}, documents: true}}", f"finetune_rag: {{{LORA}, documents: true, k: 2, retriever: hybrid}}")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task.yaml says besides its data."""
+    """What a task.yaml says besides its data: the arms are the rungs the task is built to separate."""
 
     name: str
     description: str
     instructions: str
     metric: str
     min_score: float
-    retrieval: bool = False
+    arms: tuple[str, ...] = PROMPTING
+
+    @property
+    def retrieval(self) -> bool:
+        """Whether an arm retrieves or trains on the documents, so the task file lists the world's documents."""
+        return any("rag" in arm.split(":")[0] or "documents: true" in arm for arm in self.arms)
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,8 @@ SPECS: dict[str, TaskSpec] = {
     "facts": TaskSpec(
         "facts",
         "Questions about facts found only in the documents, never in the model's pretraining: retrieval should win.",
-        FACT_INSTRUCTIONS, "normalized", 0.8, retrieval=True),
+        FACT_INSTRUCTIONS, "normalized", 0.8,
+        (*PROMPTING, *RETRIEVAL, *FINETUNE_DOCUMENTS)),
     "format": TaskSpec(
         "format",
         "Questions the model knows, answered in a house format shown only by example: few-shot should win.",
@@ -61,11 +77,12 @@ SPECS: dict[str, TaskSpec] = {
     "skill": TaskSpec(
         "skill",
         "Rewrite syllables through a fixed hidden cipher: too much to infer from a few demos, fine-tuning should win.",
-        "Translate the words into Velish.", "exact", 0.8),
+        "Translate the words into Velish.", "exact", 0.8, (*PROMPTING, FINETUNE)),
     "mixed": TaskSpec(
         "mixed",
         "Half the questions are about facts the model knows, half about facts only in the documents.",
-        FACT_INSTRUCTIONS, "normalized", 0.8, retrieval=True),
+        FACT_INSTRUCTIONS, "normalized", 0.8,
+        (*PROMPTING, *RETRIEVAL, "adaptive_rag: {k: 2, retriever: hybrid}", "self_consistency: {k: 8}")),
 }
 
 
@@ -158,10 +175,7 @@ def task_yaml(spec: TaskSpec) -> str:
         "  max_tokens: 32\n"
         + ("knowledge:\n  paths: [../../docs]\n" if spec.retrieval else "")
         + "arms:\n"
-        "  - zero_shot\n"
-        "  - few_shot: {k: 3, selector: random}\n"
-        + ("  - rag: {k: 2, retriever: hybrid}\n  - few_shot_rag: {k: 2, shots: 3}\n" if spec.retrieval else "")
-        + ("  - adaptive_rag: {k: 2, retriever: hybrid}\n  - self_consistency: {k: 8}\n" if spec.name == "mixed" else "")
+        + "".join(f"  - {arm}\n" for arm in spec.arms)
         + "requirements:\n"
         f"  min_score: {spec.min_score}\n"
     )

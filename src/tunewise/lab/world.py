@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tunewise.lab.names import NameMaker
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 # Question phrasing per relation; the tasks and the pretraining corpus share it.
 QUESTIONS: dict[str, str] = {
@@ -82,9 +82,19 @@ def entity_facts(entities: Iterable[Entity]) -> Iterable[Fact]:
             yield Fact(e.name, relation, value, e.known)
 
 
+YEARS = (1820, 2015)
+BIRTH_YEARS = (1930, 2005)
+PRICE_TENS = (2, 99)
+
+
 def price(rng: random.Random) -> str:
     """A price in the world's currency."""
-    return f"{rng.randint(2, 99) * 10} crowns"
+    return f"{rng.randint(*PRICE_TENS) * 10} crowns"
+
+
+def numbers() -> list[str]:
+    """Every year and price amount the world can state, so the lab tokenizer can give each its own token."""
+    return [str(y) for y in range(YEARS[0], YEARS[1] + 1)] + [str(t * 10) for t in range(PRICE_TENS[0], PRICE_TENS[1] + 1)]
 
 
 def make_entities(rng: random.Random, names: NameMaker, counts: dict[str, int]) -> World:
@@ -93,7 +103,7 @@ def make_entities(rng: random.Random, names: NameMaker, counts: dict[str, int]) 
     world.places = [Entity("place", names.place(), {}) for _ in range(counts["places"])]
     place_names = [p.name for p in world.places]
     for _ in range(counts["companies"]):
-        attrs = {"founded_year": str(rng.randint(1820, 2015)), "headquarters": rng.choice(place_names)}
+        attrs = {"founded_year": str(rng.randint(*YEARS)), "headquarters": rng.choice(place_names)}
         world.companies.append(Entity("company", names.company(), attrs))
     company_names = [c.name for c in world.companies]
     for _ in range(counts["products"]):
@@ -102,7 +112,7 @@ def make_entities(rng: random.Random, names: NameMaker, counts: dict[str, int]) 
     for _ in range(counts["people"]):
         attrs = {
             "born_in": rng.choice(place_names),
-            "birth_year": str(rng.randint(1930, 2005)),
+            "birth_year": str(rng.randint(*BIRTH_YEARS)),
             "works_at": rng.choice(company_names),
         }
         world.people.append(Entity("person", names.person(), attrs))
