@@ -133,4 +133,10 @@ def test_same_world_builds_identical_weights(world_dir: Path, quick_model: Path,
     assert first.keys() == second.keys()
     assert all((first[k] == second[k]).all() for k in first)
     assert (quick_model / "tokenizer.json").read_bytes() == (rebuilt / "tokenizer.json").read_bytes()
+    # every file alike, so the model's id (cache keys, sampling seeds) is the same for every build of it
+    from tunewise.models.hf_backend import local_model_id
+
+    assert sorted(p.name for p in rebuilt.iterdir()) == sorted(p.name for p in quick_model.iterdir())
+    assert local_model_id(rebuilt) == local_model_id(quick_model)
+    assert json.loads((rebuilt.parent / "build.json").read_text())["seconds"] > 0
 

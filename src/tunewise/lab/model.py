@@ -155,19 +155,18 @@ def tokenizer_texts(sample: Corpus, items: int) -> list[str]:
 
 
 def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, Any]:
-    """Fits tokenizer and model on the world's stream, saves both to `out`, returns build statistics."""
+    """Fits tokenizer and model on the world's stream, saves both to `out`, returns what the training did."""
     import torch
 
-    started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)  # a fixed count: the same bits on any machine
     try:
-        return fit(world, recipe, out, progress, started)
+        return fit(world, recipe, out, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, started: float) -> dict[str, Any]:
+def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, Any]:
     """The training run proper (see train)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -219,7 +218,6 @@ def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None, star
     return {
         "steps": step, "copy_phase_steps": curriculum.copy_done, "copy_probe": curriculum.probes,
         "final_copy_probe": exact_match(model, tokenizer, probe), "final_loss": loss_value,
-        "seconds": time.perf_counter() - started,
     }
 
 
@@ -235,15 +233,21 @@ def build_model(world_dir: Path, *, quick: bool = False, progress: Progress | No
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="building-", dir=target.parent))
     try:
+        started = time.perf_counter()
         stats = train(world, recipe, staging, progress)
-        info = {"builder_version": BUILDER_VERSION, "world": str(world_dir), "seed": world.seed,
-                "world_hash": content_hash(world_dir), "quick": quick, "recipe": asdict(recipe), **stats}
+        # What the model is goes in its folder (part of its content hash, so the same for every build of it);
+        # how this build went goes beside it.
+        info = {"builder_version": BUILDER_VERSION, "seed": world.seed, "quick": quick, "recipe": asdict(recipe),
+                **stats}
         (staging / "lab.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         try:
             staging.rename(target)
         except OSError:
             if not (target / "lab.json").is_file():
                 raise
+        build = {"seconds": round(time.perf_counter() - started, 1), "threads": THREADS, "world": str(world_dir),
+                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        (target.parent / "build.json").write_text(json.dumps(build, indent=2) + "\n", encoding="utf-8")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
