@@ -169,6 +169,13 @@ def test_a_fine_tune_no_cheaper_per_query_never_breaks_even():
     assert s.recommendation.arm == "zero_shot"
 
 
+def test_without_prices_break_even_says_so_instead_of_never():
+    s = decide({"zero_shot": results("zero_shot", [1] * 40, cost=0.0), "finetune": results("finetune", [1] * 40, cost=0.0)},
+               Requirements(min_score=0.8), fixed={"finetune": 0.0})
+    (b,) = s.break_even
+    assert b.queries_to_repay is None and "no prices are set" in b.note and "never" not in b.note
+
+
 def test_a_fine_tune_significantly_worse_than_every_prompt_replaces_none():
     s = decide({"few_shot": results("few_shot", [1] * 100, cost=0.01),
                 "finetune": results("finetune", [1] * 50 + [0] * 50, cost=0.0001)},

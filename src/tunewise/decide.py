@@ -242,6 +242,12 @@ def break_even(arms: Sequence[ArmSummary], comparisons: Sequence[Comparison], re
         p = max(matched, key=lambda a: (a.score, -a.cost_per_1k))
         saving = p.cost_per_1k - ft.cost_per_1k
         head = f"{ft.name} ({ft.score:.3f}) against {p.name} ({p.score:.3f})"
+        if not (ft.cost_per_1k or p.cost_per_1k or ft.fixed_cost):
+            out.append(BreakEven(arm=ft.name, against=p.name, fixed_cost=0.0, note=(
+                f"{head}: no prices are set (model.price_in_per_1m / price_out_per_1m, and hardware_per_hour or"
+                f" model.price_train_per_1m for the training), so there is no break-even to compute; per query it"
+                f" reads {ft.tokens_in:.0f} tokens against {p.tokens_in:.0f}")))
+            continue
         if saving <= 0:
             out.append(BreakEven(arm=ft.name, against=p.name, fixed_cost=ft.fixed_cost, saving_per_1k=saving, note=(
                 f"{head}: ${ft.cost_per_1k:.4f} per 1k queries is no cheaper than ${p.cost_per_1k:.4f},"

@@ -82,7 +82,8 @@ SPECS: dict[str, TaskSpec] = {
         "mixed",
         "Half the questions are about facts the model knows, half about facts only in the documents.",
         FACT_INSTRUCTIONS, "normalized", 0.8,
-        (*PROMPTING, *RETRIEVAL, "adaptive_rag: {k: 2, retriever: hybrid}", "self_consistency: {k: 8}")),
+        (*PROMPTING, *RETRIEVAL, "adaptive_rag: {k: 2, retriever: hybrid}",
+         "self_consistency: {k: 16, temperature: 1.0}")),
 }
 
 
