@@ -23,8 +23,8 @@ ARMS = [
     "zero_shot",
     {"rag": {"k": 2, "retriever": "hybrid"}},
     {"adaptive_rag": {"k": 2, "retriever": "hybrid"}},
-    {"self_consistency": {"k": 8}},
-    {"committee": {"k": 5}},
+    {"self_consistency": {"k": 16, "temperature": 1.0}},  # at 0.7 the lab model's samples hardly differ
+    {"committee": {"k": 5, "temperature": 1.0}},
 ]
 
 
