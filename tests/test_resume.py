@@ -108,7 +108,9 @@ def test_resume_refuses_a_changed_task(tmp_path, server):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, server):
-    server._server.delay_s = 0.05
+    # 64 calls, 4 at a time: 0.2 s each leaves the run ~3 s after the 8th answer, so Ctrl-C lands mid-run even
+    # when a busy machine is slow to send it (at 0.05 s one full-suite run exited 0, most likely finished first)
+    server._server.delay_s = 0.2
     task = write_capitals_task(tmp_path / "task", server.base_url)
     runs = tmp_path / "runs"
     proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
