@@ -253,7 +253,7 @@ def finetune_export(
     """Write a split as chat fine-tuning JSONL: the prompt the finetune arm uses, then the answer."""
     from tunewise.data import load_dataset
     from tunewise.errors import InputError
-    from tunewise.finetune.export import conversations, document_conversation, write_jsonl
+    from tunewise.finetune.export import conversations, document_conversations, write_jsonl
     from tunewise.task import load_task
 
     if split not in ("train", "dev"):
@@ -265,10 +265,10 @@ def finetune_export(
         from tunewise.db import connect
         from tunewise.knowledge.task_index import build_task_index
 
-        chunks = build_task_index(spec, connect(runs_dir / "tunewise.db"), runs_dir).index.chunks()
-        convs += [document_conversation(c.source, c.text) for c in chunks]
+        convs += document_conversations(build_task_index(spec, connect(runs_dir / "tunewise.db"), runs_dir).index.chunks())
     write_jsonl(convs, out)
-    typer.echo(f"{out}: {len(examples)} {split} conversations" + (f" and {len(convs) - len(examples)} document chunks" if documents else ""))
+    chunks = f" and {len(convs) - len(examples)} document chunks" if documents else ""
+    typer.echo(f"{out}: {len(examples)} {split} conversations{chunks}")
 
 
 def _print_summary(summary: Summary, status: str | None = None) -> None:

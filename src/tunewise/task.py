@@ -191,6 +191,22 @@ class Requirements(_Strict):
     )
 
 
+def arm_entries(v: Any) -> Any:
+    """An `arms:` list with its shorthands spelled out: `- zero_shot` and `- few_shot: {k: 4}` become
+    `{arm: zero_shot}` and `{arm: few_shot, k: 4}`; anything else is left for validation to judge."""
+    if not isinstance(v, list):
+        return v
+    out = []
+    for item in v:
+        if isinstance(item, str):
+            item = {"arm": item}
+        elif isinstance(item, dict) and len(item) == 1 and "arm" not in item:
+            (arm, params), = item.items()
+            item = {"arm": arm, **(params or {})} if isinstance(params, dict) or params is None else item
+        out.append(item)
+    return out
+
+
 class Task(_Strict):
     """A task: examples, a metric, a model, the arms to try and the requirements to meet."""
 
@@ -216,18 +232,7 @@ class Task(_Strict):
     @field_validator("arms", mode="before")
     @classmethod
     def _arm_shorthand(cls, v: Any) -> Any:
-        """Accept `- zero_shot` and `- few_shot: {k: 4}` as well as `- {arm: few_shot, k: 4}`."""
-        if not isinstance(v, list):
-            return v
-        out = []
-        for item in v:
-            if isinstance(item, str):
-                item = {"arm": item}
-            elif isinstance(item, dict) and len(item) == 1 and "arm" not in item:
-                (arm, params), = item.items()
-                item = {"arm": arm, **(params or {})} if isinstance(params, dict) or params is None else item
-            out.append(item)
-        return out
+        return arm_entries(v)
 
     @field_validator("arms")
     @classmethod

@@ -3,8 +3,8 @@
 
 Method `lora` trains a LoRA adapter on an `hf:`/`lab:` model on this machine; `provider` runs a
 fine-tuning job for an `openai:` model. Only train examples (plus an optional `extra:` chat JSONL,
-e.g. synthetic data, and with `documents: true` the knowledge documents) are trained on; dev decides when to stop; test answers are never seen. Training
-happens once per run: the adapter or the job is kept in the run folder and reused on `--resume`, and
+e.g. synthetic data, and with `documents: true` the knowledge documents) are trained on; dev decides
+when to stop; test answers are never seen. Training happens once per run: the adapter or the job is kept in the run folder and reused on `--resume`, and
 an identical training for another arm of the same run (`finetune` and `finetune_rag`) is reused too.
 
 The fine-tuned model's prompt has no demonstrations, so its per-query cost is that of the short
@@ -25,7 +25,7 @@ from tunewise.arms.base import Arm, ArmParams
 from tunewise.arms.rag import RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm
 from tunewise.caller import Prices
-from tunewise.finetune.export import Conversation, conversations, document_conversation, read_jsonl
+from tunewise.finetune.export import Conversation, conversations, document_conversations, read_jsonl
 from tunewise.finetune.lora import LoraSettings
 from tunewise.finetune.provider import ProviderSettings
 
@@ -102,7 +102,7 @@ class FinetunedArm(Arm):
             train += read_jsonl(task.base_dir / self.params.extra)
         if self.params.documents:
             assert self.context.knowledge is not None, "the experiment builds the index for arms that need one"
-            train += [document_conversation(c.source, c.text) for c in self.context.knowledge.chunks()]
+            train += document_conversations(self.context.knowledge.chunks())
         dev = conversations(task, dataset.dev)
         if self.params.resolved_method(task) == "lora":
             self.tuned = self._lora(train, dev)

@@ -2,14 +2,14 @@
 
 The prompt is the zero-shot one (instructions + input, no demonstrations): a fine-tuned model learns
 the task instead of being shown it. With `documents: true` the task's knowledge documents join the
-training set too, each chunk as a conversation asking for it by its source. The same conversations are what `tunewise finetune export` writes,
-what a provider job uploads, and what `extra:` files hold, one `{"messages": [...]}` object a line.
+training set too, each chunk as a conversation asking for it by its source. The same conversations are
+what `tunewise finetune export` writes, what a provider job uploads, and what `extra:` files hold, one `{"messages": [...]}` object a line.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from tunewise.prompt import Message, build_messages
 
 if TYPE_CHECKING:
     from tunewise.data import Example
+    from tunewise.knowledge.chunker import Chunk
     from tunewise.task import Task
 
 Conversation = list[Message]
@@ -33,10 +34,13 @@ def conversations(task: Task, examples: Sequence[Example]) -> list[Conversation]
     return [conversation(task, e) for e in examples]
 
 
-def document_conversation(source: str, text: str) -> Conversation:
-    """A knowledge document (one chunk of it) as a conversation that asks for it by its source: trained on, it
-    puts the document's facts into the weights (knowledge injection), in a form provider jobs accept too."""
-    return [{"role": "user", "content": f"What does {source} say?"}, {"role": "assistant", "content": text}]
+def document_conversations(chunks: Iterable[Chunk]) -> list[Conversation]:
+    """Knowledge documents, a chunk each, as conversations that ask for them by their source: trained on, they
+    put the documents' facts into the weights (knowledge injection), in a form provider jobs accept too."""
+    return [
+        [{"role": "user", "content": f"What does {c.source} say?"}, {"role": "assistant", "content": c.text}]
+        for c in chunks
+    ]
 
 
 def to_jsonl(convs: Sequence[Conversation]) -> str:

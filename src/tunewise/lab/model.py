@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 BUILDER_VERSION = "3"
 THREADS = 2
 PROMPT_WEIGHT = 0.5
-NUMBER_REPEATS = 40
+VOCABULARY_REPEATS = 40
 Progress = Callable[[int, int, float], None]
 
 
@@ -151,7 +151,7 @@ def tokenizer_texts(sample: Corpus, items: int) -> list[str]:
     easily copied half right, and a word spelled letter by letter hardly at all)."""
     words = [case(w) for w in WRAP_WORDS for case in (str.lower, str.upper, str.capitalize)]
     vocabulary = " " + " ".join(numbers() + words) + " " + " ".join(f"({w})" for w in words)
-    return [render(sample.item()) for _ in range(items)] + [vocabulary] * NUMBER_REPEATS
+    return [render(sample.item()) for _ in range(items)] + [vocabulary] * VOCABULARY_REPEATS
 
 
 def train(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> dict[str, Any]:

@@ -25,7 +25,10 @@ LORA = "method: lora, r: 32, alpha: 64, lr: 5.0e-3, epochs: 12, batch_size: 16"
 FINETUNE = f"finetune: {{{LORA}}}"
 # On facts the model is also trained on the documents (knowledge injection, as Ovadia et al. 2023 compare with
 # retrieval); finetune_rag has the same training, so the run trains once.
-FINETUNE_DOCUMENTS = (f"finetune: {{{LORA}, documents: true}}", f"finetune_rag: {{{LORA}, documents: true, k: 2, retriever: hybrid}}")
+FINETUNE_DOCUMENTS = (
+    f"finetune: {{{LORA}, documents: true}}",
+    f"finetune_rag: {{{LORA}, documents: true, k: 2, retriever: hybrid}}",
+)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def price(rng: random.Random) -> str:
 
 def numbers() -> list[str]:
     """Every year and price amount the world can state, so the lab tokenizer can give each its own token."""
-    return [str(y) for y in range(YEARS[0], YEARS[1] + 1)] + [str(t * 10) for t in range(PRICE_TENS[0], PRICE_TENS[1] + 1)]
+    years = range(min(YEARS[0], BIRTH_YEARS[0]), max(YEARS[1], BIRTH_YEARS[1]) + 1)
+    return [str(y) for y in years] + [str(t * 10) for t in range(PRICE_TENS[0], PRICE_TENS[1] + 1)]
 
 
 def make_entities(rng: random.Random, names: NameMaker, counts: dict[str, int]) -> World:
