@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import tunewise
-    from tunewise.experiment import RunOptions
+    from tunewise.evaluation.experiment import RunOptions
     from tunewise.lab import build_model, default_world_dir
 
     world = default_world_dir()

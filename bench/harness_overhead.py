@@ -548,9 +548,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls < 2 or args.concurrency < 1 or args.repeats < 1:
         p.error("--calls must be >= 2, --concurrency and --repeats >= 1")
 
-    import tunewise  # noqa: F401  (import cost is not part of any measurement)
-    import tunewise.experiment  # noqa: F401
     import openai  # noqa: F401
+
+    import tunewise  # noqa: F401  (import cost is not part of any measurement)
+    import tunewise.pipeline  # noqa: F401
 
     root = Path(tempfile.mkdtemp(prefix="tunewise-bench-"))
     server = ServerProcess()

@@ -49,6 +49,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
 from tables import median, ratio, table  # noqa: E402  (bench/ is on sys.path when a script runs)
+
 LI_VENV = BENCH / ".venv-llamaindex"
 LI_PACKAGES = ["llama-index-core==0.14.25", "llama-index-embeddings-huggingface==0.8.0"]
 # What the LlamaIndex venv must not change: it reuses the project venv's copies of these.
@@ -457,8 +458,13 @@ def llamaindex_worker(jobfile: Path) -> None:
     """Runs inside bench/.venv-llamaindex: one job, results as JSON."""
     job = json.loads(jobfile.read_text())
     t0 = time.perf_counter()
-    from llama_index.core import (QueryBundle, SimpleDirectoryReader, StorageContext, VectorStoreIndex,
-                                  load_index_from_storage)
+    from llama_index.core import (
+        QueryBundle,
+        SimpleDirectoryReader,
+        StorageContext,
+        VectorStoreIndex,
+        load_index_from_storage,
+    )
     from llama_index.core.schema import MetadataMode, TextNode
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
@@ -719,9 +725,10 @@ def main(argv: list[str] | None = None) -> int:
         if 3 in parts and li_py is None:
             parts.discard(3)
         log("importing sentence-transformers, lancedb, bm25s (not timed) ...")
-        from sentence_transformers import SentenceTransformer
-        import lancedb  # noqa: F401
         import bm25s  # noqa: F401
+        import lancedb  # noqa: F401
+        from sentence_transformers import SentenceTransformer
+
         from tunewise.knowledge.chunker import load_tokenizer
 
         model = SentenceTransformer(model_path(), device="cpu")

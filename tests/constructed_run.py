@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunewise.store import Result, RunStore
+from tunewise.arms.base import Result
+from tunewise.evaluation.store import RunStore
 
 
 @dataclass
@@ -37,7 +38,7 @@ def write_run(
         "seed": 0,
         "splits": {"train": 0, "dev": 0, "test": max(len(a.scores) for a in arms)},
         "status": "complete",
-        "training": {a.name: {"fixed_cost": a.fixed_cost} for a in arms if a.fixed_cost},
+        "prepared": {a.name: {"fixed_cost": a.fixed_cost} for a in arms if a.fixed_cost},
     }
     store = RunStore.create(runs_dir, task, manifest)
     for a in arms:

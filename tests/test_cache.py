@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tunewise.cache import ResponseCache
-from tunewise.caller import ModelCaller, Prices
+from tunewise.calls.cache import ResponseCache
+from tunewise.calls.caller import ModelCaller, Prices
 from tunewise.db import MIGRATIONS, connect
 from tunewise.models.base import ChatRequest, Completion
 
@@ -49,7 +49,7 @@ def test_samples_are_cached_one_by_one(tmp_path):
     assert [s.cached for s in more] == [True, True, False, False, False]
     assert more[0].cost == first[0].cost == (10 * 1.0 + 2 * 2.0) / 1e6  # a hit keeps its original cost
     assert more[0].latency_ms == 5.0
-    log = c.cache.conn.execute("SELECT sample, cache_hit FROM calls ORDER BY id").fetchall()
+    log = c.cache.db.execute("SELECT sample, cache_hit FROM calls ORDER BY id").fetchall()
     assert log == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0), (4, 0)]
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from constructed_run import ArmSpec, write_run
 
-from tunewise.compare import compare_runs
+from tunewise.decide.compare import compare_runs
 
 
 def two_runs(tmp_path):

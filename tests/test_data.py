@@ -8,10 +8,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tunewise.data import Dataset, Example, hash_split, load_dataset
-from tunewise.task import load_task
+from tunewise.taskfile import load_task
 
 
 def task_yaml(path: str, *, input: str = "question", data_extra: str = "") -> str:

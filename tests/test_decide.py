@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tunewise.decide import (
-    ArmSummary,
-    Summary,
-    answered_scores,
-    build_summary,
-    pareto_front,
-    recommend,
-    summarize_arm,
-)
-from tunewise.store import Result
-from tunewise.task import Requirements
+from tunewise.arms.base import Result
+from tunewise.decide.comparisons import answered_scores
+from tunewise.decide.costs import pareto_front
+from tunewise.decide.recommend import recommend
+from tunewise.decide.schema import ArmSummary, Summary
+from tunewise.decide.summary import build_summary, summarize_arm
+from tunewise.spec import Requirements
 
 
 def results(

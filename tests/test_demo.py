@@ -33,7 +33,7 @@ def test_quick_demo_runs_every_lab_task(tmp_path):
     assert arms["skill"] == [*prompting, "finetune"]
     # finetune and finetune_rag share one training, on the train split and the documents
     facts_run = next(p for p in runs.iterdir() if p.name.endswith("-facts"))
-    record = json.loads((facts_run / "manifest.json").read_text())["training"]
+    record = json.loads((facts_run / "manifest.json").read_text())["prepared"]
     assert record["finetune_rag"]["reused"] and record["finetune"]["adapter"] == record["finetune_rag"]["adapter"]
     assert record["finetune"]["train_examples"] > 100
     for s in summaries.values():

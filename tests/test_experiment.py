@@ -8,7 +8,7 @@ from pathlib import Path
 from capitals import write_capitals_task
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 
 def outputs(run_dir: Path) -> dict[tuple[str, str], tuple[str, float]]:
@@ -114,11 +114,11 @@ def test_a_crashing_custom_metric_is_recorded_per_example(tmp_path, server):
 
 
 def test_the_manifest_is_json_with_paths_in_arm_settings_and_keeps_every_task_setting(tmp_path):
-    from tunewise.experiment import _manifest
-    from tunewise.task import load_task
+    from tunewise.evaluation.manifest import build_manifest
+    from tunewise.taskfile import load_task
 
     task = load_task(write_capitals_task(tmp_path / "task", "http://unused", arms=[{"finetune": {"extra": "more.jsonl"}}]))
-    manifest = json.loads(json.dumps(_manifest(task, {"train": 48, "dev": 0, "test": 32})))
+    manifest = json.loads(json.dumps(build_manifest(task, {"train": 48, "dev": 0, "test": 32})))
     assert manifest["arms"][0]["extra"] == "more.jsonl"
     assert manifest["settings"]["model"]["price_in_per_1m"] == 0.5
     assert manifest["settings"]["data"]["split_field"] == "split"

@@ -8,7 +8,7 @@ import pytest
 from capitals import write_capitals_task
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 
 @pytest.mark.slow

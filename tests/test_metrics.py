@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tunewise.metrics import (
-    MetricSpec,
+    build_metric,
     contains,
     exact,
     f1,
@@ -19,7 +19,8 @@ from tunewise.metrics import (
     parse_json_answer,
     regex_metric,
 )
-from tunewise.task import load_task
+from tunewise.spec import MetricSpec
+from tunewise.taskfile import load_task
 
 
 def test_exact() -> None:
@@ -123,7 +124,7 @@ def test_json_non_object_targets() -> None:
     ],
 )
 def test_metric_spec_builds_the_named_metric(spec: object, pred: str, target: str, expected: float) -> None:
-    assert MetricSpec.model_validate(spec).build()(pred, target) == pytest.approx(expected)
+    assert build_metric(MetricSpec.model_validate(spec))(pred, target) == pytest.approx(expected)
 
 
 def _task_with_metric(folder: Path, metric: str) -> Path:
@@ -157,13 +158,11 @@ def test_python_metric_loaded_from_next_to_the_task(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(elsewhere)
     monkeypatch.setattr("sys.path", list(sys.path))  # the loader must not need sys.path
     task = load_task(path)
-    metric = task.metric.build(task.base_dir)
+    metric = build_metric(task.metric, task.base_dir)
     assert metric("abcd", "ab") == 1.0
     assert metric("axyz", "abcd") == pytest.approx(0.25)
     assert metric("", "abcd") == 0.0
-    booly = MetricSpec.model_validate(f"python:{module}:is_upper", context={"base_dir": task.base_dir}).build(
-        task.base_dir
-    )
+    booly = build_metric(MetricSpec.model_validate(f"python:{module}:is_upper"), task.base_dir)
     assert booly("YES", "") == 1.0 and booly("no", "") == 0.0
     assert isinstance(booly("YES", ""), float)
 
@@ -178,5 +177,5 @@ def test_python_metric_modules_of_the_same_name_in_two_task_folders(
         path = _task_with_metric(tmp_path / name, f"python:{module}:score")
         (tmp_path / name / f"{module}.py").write_text(f"def score(p, t):\n    return {value}\n", encoding="utf-8")
         task = load_task(path)
-        scores[name] = task.metric.build(task.base_dir)("x", "y")
+        scores[name] = build_metric(task.metric, task.base_dir)("x", "y")
     assert scores == {"a": 1.0, "b": 0.0}

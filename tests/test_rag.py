@@ -11,7 +11,7 @@ import yaml
 from capitals import write_capitals_task
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 # Countries the scripted model has never heard of: only the documents know their capitals.
 HIDDEN = {f"Zor{s}ia": f"Quell{s}ton" for s in ("ab", "ec", "id", "og", "uf", "yk", "am", "ez", "ip", "ol")}
@@ -59,7 +59,7 @@ def test_rag_beats_zero_shot_and_reports_retrieval(tmp_path, server):
     assert manifest["knowledge"]["documents"] == 11 and manifest["knowledge"]["skipped"] == []
     assert "retrieval recall@k" in (outcome.store.dir / "report.md").read_text()
     row = json.loads((outcome.store.dir / "results.jsonl").read_text().splitlines()[-1])
-    assert row["meta"]["retrieval"]["by"] == "gold_docs" and len(row["meta"]["chunks"]) == 2
+    assert row["retrieval"]["by"] == "gold_docs" and len(row["meta"]["chunks"]) == 2
     assert len(row["meta"]["demos"]) == 2
 
 

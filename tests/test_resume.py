@@ -16,7 +16,7 @@ from capitals import write_capitals_task
 from openai_server import messages_hash
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 
 def recorded_requests(db: Path) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunewise.stats import examples_for, holm, is_binary, mean_ci, paired_test
+from tunewise.decide.stats import examples_for, holm, is_binary, mean_ci, paired_test
 
 Z = 1.959963984540054
 

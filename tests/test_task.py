@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tunewise.task import Task, load_task
+from tunewise.evaluation.manifest import fingerprint
+from tunewise.spec import Task
+from tunewise.taskfile import load_task
 
 DATA = '{"question": "q1", "answer": "a1"}\n{"question": "q2", "answer": "a2"}\n'
 
@@ -131,15 +133,15 @@ def test_absolute_data_path_is_kept(tmp_path: Path) -> None:
 def test_fingerprint_ignores_reformatting(tmp_path: Path) -> None:
     a = load_task(write(tmp_path, TASK, name="a.yaml"))
     b = load_task(write(tmp_path, TASK_REFORMATTED, name="b.yaml"))
-    assert a.fingerprint() == b.fingerprint()
-    assert a.fingerprint() == load_task(tmp_path / "a.yaml").fingerprint()  # deterministic
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) == fingerprint(load_task(tmp_path / "a.yaml"))  # deterministic
 
 
 def test_fingerprint_changes_when_data_changes(tmp_path: Path) -> None:
     path = write(tmp_path)
-    before = load_task(path).fingerprint()
+    before = fingerprint(load_task(path))
     (tmp_path / "data.jsonl").write_text(DATA.replace('"a2"', '"a2 changed"'), encoding="utf-8")
-    assert load_task(path).fingerprint() != before
+    assert fingerprint(load_task(path)) != before
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,7 @@ def test_fingerprint_changes_when_data_changes(tmp_path: Path) -> None:
     ],
 )
 def test_fingerprint_changes_when_a_parameter_changes(tmp_path: Path, old: str, new: str) -> None:
-    before = load_task(write(tmp_path, TASK, name="a.yaml")).fingerprint()
+    before = fingerprint(load_task(write(tmp_path, TASK, name="a.yaml")))
     assert TASK.count(old) == 1
-    after = load_task(write(tmp_path, TASK.replace(old, new), name="b.yaml")).fingerprint()
+    after = fingerprint(load_task(write(tmp_path, TASK.replace(old, new), name="b.yaml")))
     assert after != before

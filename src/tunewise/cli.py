@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
-    from tunewise.decide import Summary
+    from tunewise.decide.schema import Summary
 
 app = typer.Typer(
     help="Prompt, retrieve, vote, or fine-tune? Measure it on your task.",
@@ -35,7 +35,8 @@ def run(
     """Evaluate every arm of TASK and recommend one."""
     from rich.console import Console
 
-    from tunewise.experiment import RunOptions, run as run_task
+    from tunewise.evaluation.experiment import RunOptions
+    from tunewise.pipeline import run as run_task
     from tunewise.progress import RichProgress
 
     console = Console(stderr=True)
@@ -76,7 +77,8 @@ def index(
     from tunewise.errors import InputError
     from tunewise.knowledge.task_index import build_index, build_task_index
     from tunewise.progress import StepProgress
-    from tunewise.task import KnowledgeSpec, load_task
+    from tunewise.spec import KnowledgeSpec
+    from tunewise.taskfile import load_task
 
     db = connect(runs_dir / "tunewise.db")
     with StepProgress(Console(stderr=True), "embedding") as bar:
@@ -105,7 +107,7 @@ def runs(runs_dir: RunsDir = Path("runs")) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tunewise.store import list_runs
+    from tunewise.evaluation.store import list_runs
 
     table = Table("run", "task", "model", "arms", "status")
     for m in list_runs(runs_dir):
@@ -120,8 +122,8 @@ def show(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Show a run's results (also of a run still going or interrupted)."""
-    from tunewise.summary import summary_of
-    from tunewise.store import RunStore
+    from tunewise.decide.summary import summary_of
+    from tunewise.evaluation.store import RunStore
 
     store = RunStore.open(runs_dir, run_id)
     summary = summary_of(store)
@@ -154,7 +156,7 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from tunewise.compare import compare_runs
+    from tunewise.decide.compare import compare_runs
 
     result = compare_runs(run_a, run_b, runs_dir)
     if as_json:
@@ -254,7 +256,7 @@ def finetune_export(
     from tunewise.data import load_dataset
     from tunewise.errors import InputError
     from tunewise.finetune.export import conversations, document_conversations, write_jsonl
-    from tunewise.task import load_task
+    from tunewise.taskfile import load_task
 
     if split not in ("train", "dev"):
         raise InputError(f"--split must be train or dev, not '{split}' (test examples are never trained on)")

@@ -14,17 +14,29 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from tunewise.errors import InputError
+from tunewise.spec.task import compile_template
 
 if TYPE_CHECKING:
-    from tunewise.task import DataSpec, Task
+    from tunewise.spec import DataSpec, Task
 
 SPLITS = ("train", "dev", "test")
 _SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev", "test": "test"}
 
 
 @dataclass(frozen=True)
+class Query:
+    """What an arm is asked: an example without its answer. `fields` are the row's data fields but the
+    target and `gold_docs` (e.g. the tests of a code task, for a committee's check)."""
+
+    id: str
+    input: str
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Example:
-    """One example: its id, rendered input, target answer and split."""
+    """One example: its id, rendered input, target answer, split, the row's other data fields (never the
+    target) and the documents that answer it."""
 
     id: str
     input: str
@@ -32,6 +44,11 @@ class Example:
     split: str
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     gold_docs: tuple[str, ...] = ()
+
+    @property
+    def query(self) -> Query:
+        """The example as an arm may see it."""
+        return Query(self.id, self.input, self.fields)
 
 
 @dataclass(frozen=True)
@@ -121,12 +138,6 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def compile_template(source: str) -> jinja2.Template:
-    """The input template; undefined fields are errors, not silently empty."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(source)
-
-
 class _InputRenderer:
     def __init__(self, spec: DataSpec):
         self.fields = spec.input_fields
@@ -166,7 +177,8 @@ def load_dataset(task: Task) -> Dataset:
             if example_id in seen:
                 raise InputError(f"duplicate id '{example_id}' (first on line {seen[example_id]})", **where)
         else:
-            example_id = hashlib.sha256(json.dumps([text, target], ensure_ascii=False).encode()).hexdigest()[:12]
+            # From the input alone: an id derived from the target would let an arm test candidate answers on it.
+            example_id = hashlib.sha256(text.encode()).hexdigest()[:12]
             n = 2
             base = example_id
             while example_id in seen:
@@ -182,7 +194,8 @@ def load_dataset(task: Task) -> Dataset:
             split = hash_split(example_id, fractions, spec.split.seed)
         gold = row.get("gold_docs") or ()
         gold_docs = tuple(str(d) for d in gold) if isinstance(gold, list) else ()
-        splits[split].append(Example(example_id, text, target, split, dict(row), gold_docs))
+        fields = {k: v for k, v in row.items() if k not in (spec.output, "gold_docs")}
+        splits[split].append(Example(example_id, text, target, split, fields, gold_docs))
     if not seen:
         raise InputError("no examples in the data file", file=path)
     if not splits["test"]:

@@ -6,9 +6,11 @@ Schema changes are append-only named migrations, recorded in the `_migrations` t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -89,11 +91,57 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating on first use) the database; WAL so a killed run never corrupts it."""
+class Database:
+    """The SQLite file, with one connection per thread.
+
+    A sqlite3 connection holds one transaction at a time: shared between the event loop's thread (cache rows)
+    and worker threads (embeddings written in a transaction), the loop's writes would land inside, or be
+    rolled back with, a worker's transaction. Each thread gets a connection of its own instead, in WAL mode,
+    so readers never wait and writers queue on SQLite's lock (`timeout`)."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0):
+        self.path = path
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+        migrate(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (autocommit: `transaction` groups statements)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread=False only so that `close` may close it from another thread once it is idle.
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._open.append(conn)
+        return conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A transaction on this thread's connection."""
+        return transaction(self.conn)
+
+    def close(self) -> None:
+        """Close every thread's connection (call when no thread uses the database any more)."""
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+
+def connect(path: Path) -> Database:
+    """Open (creating on first use, migrating to the current schema) the database; WAL, so a killed run never
+    corrupts it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    migrate(conn)
-    return conn
+    return Database(path)

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunewise.experiment import RunOptions, RunOutcome, arun
-from tunewise.runner import ProgressSink
-from tunewise.task import load_task
+from tunewise.evaluation.experiment import RunOptions
+from tunewise.evaluation.runner import ProgressSink
+from tunewise.pipeline import RunOutcome, arun
+from tunewise.taskfile import load_task
 
 QUICK_MAX_TEST = 40
 

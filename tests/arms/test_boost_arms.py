@@ -15,7 +15,7 @@ from test_rag import HIDDEN
 
 import tunewise
 from tunewise.errors import InputError
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 
 def write_task(root, base_url, arms, *, hidden: bool = False):
@@ -57,15 +57,15 @@ def test_self_consistency_reports_maj_at_k_from_one_pool_and_resumes_without_res
     assert sc.n == 32 and sc.errors == 0
     assert sc.calls == 32 * 8  # every sample is a counted call...
     assert len(server.log.completed()) == 32 + 32  # ...drawn as one request per query (n=8)
-    assert list(sc.maj_at_k) == ["1", "2", "4", "8"] == list(sc.oracle_at_k)
-    assert sc.maj_at_k["8"] == sc.score == sc.selected
-    assert sc.maj_at_k["8"] > sc.maj_at_k["1"] + 0.05  # noisy single samples, the vote helps
-    oracle = list(sc.oracle_at_k.values())
-    assert oracle == sorted(oracle) and oracle[-1] == sc.coverage >= sc.score
-    assert sc.oracle_at_k["1"] == sc.maj_at_k["1"] == sc.single
-    assert sc.recovery is not None and 0 < sc.recovery <= 1
+    assert list(sc.extras.maj_at_k) == ["1", "2", "4", "8"] == list(sc.extras.oracle_at_k)
+    assert sc.extras.maj_at_k["8"] == sc.score == sc.extras.selected
+    assert sc.extras.maj_at_k["8"] > sc.extras.maj_at_k["1"] + 0.05  # noisy single samples, the vote helps
+    oracle = list(sc.extras.oracle_at_k.values())
+    assert oracle == sorted(oracle) and oracle[-1] == sc.extras.coverage >= sc.score
+    assert sc.extras.oracle_at_k["1"] == sc.extras.maj_at_k["1"] == sc.extras.single
+    assert sc.extras.recovery is not None and 0 < sc.extras.recovery <= 1
     row = results(outcome.store.dir, "self_consistency")[0]
-    assert len(row["meta"]["pool"]["scores"]) == 8 and row["meta"]["pool"]["picks"]["maj@8"] in range(8)
+    assert len(row["pool"]["scores"]) == 8 and row["pool"]["picks"]["maj@8"] in range(8)
     report = (outcome.store.dir / "report.md").read_text()
     assert "maj@k" in report and "recovery" in report
 
@@ -78,7 +78,7 @@ def test_self_consistency_reports_maj_at_k_from_one_pool_and_resumes_without_res
     resumed = tunewise.run(task, RunOptions(runs_dir=runs, resume=outcome.store.run_id))
     assert len(server.log.entries) == sent
     again = arms_of(resumed)["self_consistency"]
-    assert again.maj_at_k == sc.maj_at_k and again.cached_calls == 16 * 8
+    assert again.extras.maj_at_k == sc.extras.maj_at_k and again.cached_calls == 16 * 8
 
 
 def test_more_samples_later_pay_only_for_the_new_ones(tmp_path, server):
@@ -89,7 +89,7 @@ def test_more_samples_later_pay_only_for_the_new_ones(tmp_path, server):
     task.write_text(yaml.safe_dump(spec, sort_keys=False))
     more = arms_of(tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs")))["self_consistency"]
     assert more.calls == 32 * 6 and more.cached_calls == 32 * 4
-    assert list(more.maj_at_k) == ["1", "2", "4", "6"]
+    assert list(more.extras.maj_at_k) == ["1", "2", "4", "6"]
 
 
 def test_committee_vetoes_compares_both_ways_and_recovers(tmp_path, server):
@@ -103,23 +103,23 @@ def test_committee_vetoes_compares_both_ways_and_recovers(tmp_path, server):
     got = arms_of(outcome)
     for name, arm in got.items():
         assert arm.n == 32 and arm.errors == 0, name
-        assert arm.coverage >= arm.selected >= arm.single, name
+        assert arm.extras.coverage >= arm.extras.selected >= arm.extras.single, name
     critic = got["committee"]
     # The scripted critic knows the capitals it is sure of: every wrong proposal of a known country is vetoed.
     known = [r for r in results(outcome.store.dir, "committee") if certainty(_country(r)) != "unknown"]
-    assert all(r["score"] == max(r["meta"]["pool"]["scores"]) for r in known)
-    assert critic.recovery == pytest.approx(1.0)
+    assert all(r["score"] == max(r["pool"]["scores"]) for r in known)
+    assert critic.extras.recovery == pytest.approx(1.0)
     unknown = [r for r in results(outcome.store.dir, "committee") if certainty(_country(r)) == "unknown"]
-    assert unknown and all(r["meta"].get("all_vetoed") and r["meta"]["pool"]["picks"]["committee"] == 0 for r in unknown)
+    assert unknown and all(r["meta"].get("all_vetoed") and r["pool"]["picks"]["committee"] == 0 for r in unknown)
     # Comparators alone: the honest comparator (which otherwise always says "A") still finds the right one.
-    assert got["comparators_only"].recovery == pytest.approx(1.0)
-    assert any("copeland" in r["meta"] for r in results(outcome.store.dir, "comparators_only"))
+    assert got["comparators_only"].extras.recovery == pytest.approx(1.0)
+    assert any(r["meta"]["copeland"] for r in results(outcome.store.dir, "comparators_only"))
     # The regex check (no LLM critic calls) drops the made-up "...ton" capitals.
     checked = results(outcome.store.dir, "checked")
     assert all(r["meta"]["critic"] == "check" for r in checked)
     assert any(r["meta"]["vetoed"] for r in checked)
     # Its calls are the proposals and the comparisons (both orders of each pair of survivors), no critic.
-    assert got["checked"].calls == sum(5 + 2 * math.comb(len(r["meta"].get("copeland", [0])), 2) for r in checked)
+    assert got["checked"].calls == sum(5 + 2 * math.comb(len(r["meta"]["copeland"] or [0]), 2) for r in checked)
     assert critic.calls > 32 * 5  # proposals plus critics plus comparators, all counted
 
 
@@ -140,15 +140,15 @@ def test_adaptive_rag_retrieves_when_needed_saves_tokens_and_measures_the_gap(tm
     got = arms_of(outcome)
     rag, adaptive = got["rag"], got["adaptive_rag"]
     assert rag.n == adaptive.n == 42
-    assert 0.2 < adaptive.retrieval_rate < 0.8
+    assert 0.2 < adaptive.extras.retrieval_rate < 0.8
     assert adaptive.score >= rag.score - 0.05
-    assert adaptive.tokens_saved_vs == "rag" and adaptive.tokens_saved_pct > 10
-    assert adaptive.tokens_saved_pct == pytest.approx(100 * (1 - adaptive.tokens_in / rag.tokens_in))
-    assert adaptive.score_vs_baseline == pytest.approx(adaptive.score - rag.score)
+    assert adaptive.extras.tokens_saved_vs == "rag" and adaptive.extras.tokens_saved_pct > 10
+    assert adaptive.extras.tokens_saved_pct == pytest.approx(100 * (1 - adaptive.tokens_in / rag.tokens_in))
+    assert adaptive.extras.score_vs_baseline == pytest.approx(adaptive.score - rag.score)
     # Every hidden country is retrieved for (its made-up capitals disagree).
     hidden = [r for r in results(outcome.store.dir, "adaptive_rag") if r["example_id"].startswith("h")]
     assert all(r["meta"]["gate"]["retrieve"] and r["score"] == 1 for r in hidden)
-    necessity = adaptive.necessity
+    necessity = adaptive.extras.necessity.model_dump()
     assert necessity["k"] == 10 and necessity["r"] == 9 and necessity["train_queries"] == 48
     assert necessity["gate"]["threshold"] == 3 and necessity["gate"]["train_accuracy"] > 0.8
     # The scripted model says it needs no look-up for every country it has heard of: the necessary ones
@@ -156,11 +156,11 @@ def test_adaptive_rag_retrieves_when_needed_saves_tokens_and_measures_the_gap(tm
     gap = necessity["stated"]
     assert gap["confusion"]["necessary"]["stated_no"] > 0 and gap["confusion"]["necessary"]["stated_yes"] == 0
     assert gap["mismatch_rate"] == pytest.approx(necessity["necessary_rate"])
-    training = json.loads((outcome.store.dir / "manifest.json").read_text())["training"]["adaptive_rag"]
-    assert training["prepare"]["calls"] == 48 * 11  # ten samples and one stated-need question per train query
-    assert adaptive.fixed_cost == pytest.approx(training["fixed_cost"]) and adaptive.fixed_cost > 0
+    record = json.loads((outcome.store.dir / "manifest.json").read_text())["prepared"]["adaptive_rag"]
+    assert record["usage"]["calls"] == 48 * 11  # ten samples and one stated-need question per train query
+    assert adaptive.fixed_cost == pytest.approx(record["fixed_cost"]) and adaptive.fixed_cost > 0
     assert rag.fixed_cost == 0
-    assert got["stated"].retrieval_rate == pytest.approx(10 / 42)  # only the countries it has never heard of
+    assert got["stated"].extras.retrieval_rate == pytest.approx(10 / 42)  # only the countries it has never heard of
     assert "Knowing-doing gap" in (outcome.store.dir / "report.md").read_text()
 
     # Resumed with every answer lost: the train measurements and the answers all come from the cache.
@@ -178,7 +178,7 @@ def test_adaptive_rag_retrieves_when_needed_saves_tokens_and_measures_the_gap(tm
         ({"committee": {"critics": 3}}, "independent judgments only with judge_temperature > 0"),
         ({"committee": {"check": {"regex": "("}}}, "bad check regex"),
         ({"committee": {"check": {"json_schema": {"type": "thing"}}}}, "bad check json_schema"),
-        ({"committee": {"check": "python:nowhere:fn"}}, "cannot import metric module 'nowhere'"),
+        ({"committee": {"check": "python:nowhere:fn"}}, "cannot import check module 'nowhere'"),
         ({"self_consistency": {"temperature": 0}}, "greater than 0"),
         ({"adaptive_rag": {"baseline": "rag_bm25"}}, "baseline 'rag_bm25' is not an arm of this task"),
         ({"self_consistency": {"samples": 4}}, "unknown field 'samples'"),

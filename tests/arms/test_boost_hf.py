@@ -9,7 +9,7 @@ from capitals import write_capitals_task
 from tiny_gpt2 import build_tiny_gpt2
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -29,10 +29,10 @@ def test_self_consistency_and_committee_on_a_local_model(tmp_path):
     first = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
     sc, committee = first.summary.arms
     assert sc.n == committee.n == 32 and sc.errors == committee.errors == 0
-    assert sc.calls == 32 * 4 and list(sc.maj_at_k) == ["1", "2", "4"]
+    assert sc.calls == 32 * 4 and list(sc.extras.maj_at_k) == ["1", "2", "4"]
     assert committee.calls >= 32 * (3 + 1)  # proposals, at least one critic each
-    assert committee.coverage is not None and sc.tokens_in > 10
+    assert committee.extras.coverage is not None and sc.tokens_in > 10
     again = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs2", use_cache=False))
-    assert [(a.score, a.maj_at_k, a.oracle_at_k, a.calls) for a in again.summary.arms] == [
-        (a.score, a.maj_at_k, a.oracle_at_k, a.calls) for a in first.summary.arms
+    assert [(a.score, a.extras.maj_at_k, a.extras.oracle_at_k, a.calls) for a in again.summary.arms] == [
+        (a.score, a.extras.maj_at_k, a.extras.oracle_at_k, a.calls) for a in first.summary.arms
     ]

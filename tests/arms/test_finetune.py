@@ -12,7 +12,7 @@ from test_rag import write_knowledge_task
 from tiny_gpt2 import build_tiny_gpt2
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 TEMPLATE = (
     "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n ' + m['content'] + '<|end|>\\n' }}{% endfor %}"
@@ -50,7 +50,7 @@ def test_lora_arm_is_priced_recorded_and_not_retrained_on_resume(lora_task, tmp_
     runs = tmp_path / "runs"
     first = tunewise.run(lora_task, RunOptions(runs_dir=runs))
     run_dir = first.store.dir
-    record = json.loads((run_dir / "manifest.json").read_text())["training"]["finetune"]
+    record = json.loads((run_dir / "manifest.json").read_text())["prepared"]["finetune"]
     assert record["method"] == "lora" and record["steps"] == 12 and not record["reused"]
     assert record["best_dev_loss"] is not None  # dev was evaluated
     assert (run_dir / "adapters" / "finetune" / "adapter_model.safetensors").is_file()
@@ -67,7 +67,7 @@ def test_lora_arm_is_priced_recorded_and_not_retrained_on_resume(lora_task, tmp_
     results.write_text("".join(line + "\n" for line in results.read_text().splitlines() if '"finetune"' not in line))
     resumed = tunewise.run(lora_task, RunOptions(runs_dir=runs, resume=first.store.run_id))
     assert marker.stat().st_mtime_ns == trained_at
-    assert json.loads((run_dir / "manifest.json").read_text())["training"]["finetune"]["reused"]
+    assert json.loads((run_dir / "manifest.json").read_text())["prepared"]["finetune"]["reused"]
     again = arm(resumed, "finetune")
     assert again.cached_calls == again.calls == 32  # same adapter, same cache keys
     assert again.score == tuned.score and again.fixed_cost == tuned.fixed_cost

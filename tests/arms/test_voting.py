@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tunewise.arms.base import PoolScores, Result
+from tunewise.arms.checks import build_check
 from tunewise.arms.committee import survivors
+from tunewise.arms.pool import pool_stats, recovery
 from tunewise.arms.voting import (
     copeland,
     copeland_winner,
@@ -17,9 +20,8 @@ from tunewise.arms.voting import (
     parse_yes_no,
     plurality_count,
 )
-from tunewise.boost_stats import pool_fields, recovery
-from tunewise.metrics import MetricSpec
-from tunewise.store import Result
+from tunewise.metrics import build_normalizer
+from tunewise.spec import MetricSpec
 
 
 def test_k_schedule_doubles_then_ends_at_k_max():
@@ -44,14 +46,14 @@ def test_maj_at_k_curve_from_one_fixed_pool():
 
 
 def test_votes_are_grouped_by_the_metrics_normalisation():
-    normalize = MetricSpec(name="normalized").normalizer()
+    normalize = build_normalizer(MetricSpec(name="normalized"))
     pool = ["paris", "Lyon.", "Paris!", " PARIS "]
     assert majority([normalize(t) for t in pool]) == 0
-    exact = MetricSpec(name="exact").normalizer()
+    exact = build_normalizer(MetricSpec(name="exact"))
     assert majority([exact(t) for t in pool]) == 0 and len({exact(t) for t in pool}) == 4
-    regex = MetricSpec(name="regex", pattern=r"ANSWER: (\w+)").normalizer()
+    regex = build_normalizer(MetricSpec(name="regex", pattern=r"ANSWER: (\w+)"))
     assert regex("ANSWER: Paris (sure)") == regex("so ANSWER: paris") == "paris"
-    as_json = MetricSpec(name="json").normalizer()
+    as_json = build_normalizer(MetricSpec(name="json"))
     assert as_json('{"b": 1, "a": true}') == as_json('```json\n{"a": true, "b": 1}\n```') != as_json('{"a": 1, "b": 1}')
 
 
@@ -91,7 +93,7 @@ def test_one_critic_rejection_drops_a_candidate():
 
 def rows(pools: list[tuple[list[float], dict[str, int]]]) -> list[Result]:
     return [
-        Result("a", f"e{i}", "", "", scores[picks["committee"]], meta={"pool": {"scores": scores, "picks": picks}})
+        Result("a", f"e{i}", "", "", scores[picks["committee"]], pool=PoolScores(scores, picks))
         for i, (scores, picks) in enumerate(pools)
     ]
 
@@ -104,21 +106,21 @@ def test_pool_statistics_and_recovery():
         ([0, 0, 0, 0], {"maj@1": 0, "maj@2": 0, "maj@4": 0, "committee": 0}),
     ])
     results.append(Result("a", "err", "", "", 0.0, error="HTTP 500"))  # no pool: 0 everywhere
-    stats = pool_fields(results)
+    stats = pool_stats(results)
     assert stats["maj_at_k"] == {"1": 0.2, "2": 0.2, "4": 0.4}
     assert stats["oracle_at_k"] == {"1": 0.2, "2": 0.4, "4": 0.6}
     assert stats["single"] == 0.2 and stats["selected"] == 0.4 and stats["coverage"] == 0.6
     assert stats["recovery"] == pytest.approx(0.5)
     assert recovery(0.5, 0.5, 0.5) is None  # nothing to recover
-    assert pool_fields([Result("a", "e", "", "", 1.0)]) == {}
+    assert pool_stats([Result("a", "e", "", "", 1.0)]) is None
 
 
 def test_soundness_checks(tmp_path):
-    from tunewise.arms.checks import CheckSpec
+    from tunewise.spec import CheckSpec
 
-    year = CheckSpec.model_validate({"regex": r"\d{4}"}).build()
+    year = build_check(CheckSpec.model_validate({"regex": r"\d{4}"}))
     assert year(" 1999 ", {}) and not year("in 1999", {})
-    schema = CheckSpec.model_validate({"json_schema": {"type": "object", "required": ["name"]}}).build()
+    schema = build_check(CheckSpec.model_validate({"json_schema": {"type": "object", "required": ["name"]}}))
     assert schema('```json\n{"name": "x"}\n```', {}) and not schema('{"other": 1}', {}) and not schema("name: x", {})
     (tmp_path / "tests_pass.py").write_text(
         "def run(answer, fields):\n"
@@ -127,7 +129,7 @@ def test_soundness_checks(tmp_path):
         "    exec(fields['test'], scope)\n"
         "    return True\n"
     )
-    tests = CheckSpec.model_validate("python:tests_pass:run").build(tmp_path)
+    tests = build_check(CheckSpec.model_validate("python:tests_pass:run"), tmp_path)
     fields = {"test": "assert add(2, 3) == 5"}
     assert tests("def add(a, b):\n    return a + b", fields)
     assert not tests("def add(a, b):\n    return a - b", fields)  # the task's test fails: so does the check

@@ -12,7 +12,7 @@ from tiny_gpt2 import build_tiny_gpt2
 from tunewise.errors import InputError
 from tunewise.finetune.lora import IGNORE, LoraSettings, encode, train_adapter
 from tunewise.models.base import ChatRequest
-from tunewise.task import ModelSpec
+from tunewise.spec import ModelSpec
 
 # The lab's layout: a space after the role header's newline, a generation prompt without it.
 LAB_STYLE = (

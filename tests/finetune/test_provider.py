@@ -13,7 +13,7 @@ import pytest
 from capitals import write_capitals_task
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 
 ARMS = ["zero_shot", {"few_shot": {"k": 2}}, {"finetune": {"poll_s": 0.02, "max_poll_s": 0.05}}]
 
@@ -40,7 +40,7 @@ def test_provider_job_end_to_end(tmp_path, server):
     assert arms["finetune"].fixed_cost == pytest.approx(job["trained_tokens"] * 3.0 / 1e6)
     assert arms["finetune"].fixed_cost > 0 and arms["zero_shot"].fixed_cost == 0
     manifest = json.loads((outcome.store.dir / "manifest.json").read_text())
-    assert manifest["training"]["finetune"]["job_id"] == job["id"]
+    assert manifest["prepared"]["finetune"]["job_id"] == job["id"]
 
 
 @pytest.mark.slow

@@ -9,7 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from tunewise.errors import InputError
-from tunewise.knowledge.chunker import ChunkSettings, chunk_document, load_tokenizer, text_hash
+from tunewise.knowledge.chunker import (
+    ChunkSettings,
+    chunk_document,
+    load_tokenizer,
+    text_hash,
+)
 from tunewise.knowledge.loaders import Document
 from tunewise.knowledge.sentences import split_sentences
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tunewise.knowledge.evaluation import RetrievalMetrics, answer_hit, recall_at_k, reciprocal_rank
+from tunewise.knowledge.evaluation import (
+    RetrievalMetrics,
+    answer_hit,
+    recall_at_k,
+    reciprocal_rank,
+)
 
 
 def test_recall_counts_documents_not_chunks_and_only_the_top_k():

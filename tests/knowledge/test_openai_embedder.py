@@ -19,14 +19,16 @@ from openai_server import CAPITALS, OpenAITestServer
 import tunewise
 from tunewise.db import connect
 from tunewise.errors import InputError, ModelCallError
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 from tunewise.knowledge.chunker import ChunkSettings, chunk_document, load_tokenizer
-from tunewise.knowledge.embedder import SentenceTransformerEmbedder, open_embedder
+from tunewise.knowledge.embedder import SentenceTransformerEmbedder
+from tunewise.knowledge.task_index import open_embedder
 from tunewise.knowledge.index import KnowledgeIndex
 from tunewise.knowledge.loaders import load_documents
 from tunewise.knowledge.openai_embedder import OpenAIEmbedder
 from tunewise.knowledge.task_index import build_task_index
-from tunewise.task import EmbedderSpec, load_task
+from tunewise.spec import EmbedderSpec
+from tunewise.taskfile import load_task
 
 TOPICS = {
     "lighthouse": "The lighthouse keeper climbs the tower every evening to light the lamp.",
@@ -132,7 +134,7 @@ def test_rate_limits_server_errors_and_dropped_connections_are_retried(tmp_path,
     server.inject(429, 500, "drop")
     vectors = e.embed(["the lamp is lit", "the bread is baked"])
     assert [status for _, status, _ in server.embedding_log.entries] == [429, 500, "dropped", 200]
-    assert e.endpoint.retries == 3 and vectors.shape == (2, 256)
+    assert e.retries == 3 and vectors.shape == (2, 256)
 
 
 def test_a_wrong_key_is_not_retried_and_an_unreachable_server_is_given_up_on(tmp_path, monkeypatch):
@@ -154,7 +156,7 @@ def test_a_wrong_key_is_not_retried_and_an_unreachable_server_is_given_up_on(tmp
     gone = embedder(db, url, max_retries=1)
     with pytest.raises(ModelCallError, match=rf"embedding with openai:bow at {url} failed: connection failed"):
         gone.embed(["something not cached"])
-    assert gone.endpoint.retries == 1
+    assert gone.retries == 1
 
 
 def task_with_embedder(root: Path, base_url: str, embedder_spec: object, **knowledge: object) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from tunewise.lab import build_model, default_world_dir, resolve_model
 from tunewise.lab.corpus import Corpus
 from tunewise.lab.model import encode, model_cache_dir, world_truth
-from tunewise.lab.tokenizer import CHAT_TEMPLATE, train_tokenizer, render
+from tunewise.lab.tokenizer import CHAT_TEMPLATE, render, train_tokenizer
 from tunewise.lab.world import generate_world
 
 

@@ -10,9 +10,9 @@ from capitals import write_capitals_task
 from tiny_gpt2 import build_tiny_gpt2
 
 import tunewise
-from tunewise.experiment import RunOptions
+from tunewise.evaluation.experiment import RunOptions
 from tunewise.models.base import ChatRequest
-from tunewise.task import ModelSpec
+from tunewise.spec import ModelSpec
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -93,8 +93,8 @@ def test_run_on_hf_model(tmp_path, tiny_model):
 
 
 def test_samples_asked_for_later_are_new_ones(tiny_model, tmp_path):
-    from tunewise.cache import ResponseCache
-    from tunewise.caller import ModelCaller, Prices
+    from tunewise.calls.cache import ResponseCache
+    from tunewise.calls.caller import ModelCaller, Prices
     from tunewise.db import connect
     from tunewise.models.hf_backend import HFModel
 

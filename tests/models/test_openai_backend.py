@@ -13,7 +13,7 @@ from tunewise.errors import InputError
 from tunewise.models.base import ChatRequest
 from tunewise.models.openai_backend import OpenAIModel
 from tunewise.models.openai_client import retry_after_seconds
-from tunewise.task import ModelSpec
+from tunewise.spec import ModelSpec
 
 
 def test_retry_after_forms():

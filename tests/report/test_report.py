@@ -6,12 +6,11 @@ import json
 import re
 
 import pytest
-
 from constructed_run import ArmSpec, write_run
 
+from tunewise.arms.base import Result
 from tunewise.report import report_run
 from tunewise.report.content import disagreements
-from tunewise.store import Result
 
 CONTRACT = {"name", "score", "ci", "n", "cost_per_1k", "fixed_cost", "p50_latency_ms", "p95_latency_ms", "tokens_in",
             "tokens_out", "errors"}

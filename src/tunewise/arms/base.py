@@ -1,46 +1,76 @@
-"""The small interface every arm implements: prepare once, then answer one example at a time.
+"""The contract every arm implements, and what crosses it.
 
-An arm never scores itself: it returns an Answer, and the runner applies the task's metric.
+    Query (no target) --Arm.answer--> Answer --runner scores it--> Result --Arm.summarize--> ArmExtras
+
+An arm declares its parameters (`Params`, validated from the task file), what it records with each answer
+(`Meta`), what its one-off `prepare` did (`Record`, kept in the run's manifest) and the statistics of its own
+it adds to summary.json (`summarize`, returning an `ArmExtras`). It answers `Query` objects, which hold no
+target: the runner alone holds test targets, and scores. An arm never scores itself.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from tunewise.data import Example, Query
+from tunewise.spec import ArmParams
 
 if TYPE_CHECKING:
-    import sqlite3
     from pathlib import Path
 
-    from tunewise.caller import ExampleCaller, ModelCaller
-    from tunewise.data import Dataset, Example
+    from tunewise.calls.caller import ExampleCaller, ModelCaller
+    from tunewise.db import Database
     from tunewise.knowledge.index import KnowledgeIndex
-    from tunewise.runner import ProgressSink
-    from tunewise.task import Task
+    from tunewise.spec import Task
 
 
-class ArmParams(BaseModel):
-    """Parameters common to every arm; each arm adds its own and a literal `arm` tag."""
-
+class _Typed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    needs_train: ClassVar[bool] = False
-    needs_knowledge: ClassVar[bool] = False
-    trains: ClassVar[bool] = False  # fine-tuned arms: a one-off training cost, weighed by break-even
 
-    arm: str
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+class AnswerMeta(_Typed):
+    """What an arm records with each answer (demonstrations shown, chunks retrieved, a gate's decision)."""
 
-    @property
-    def label(self) -> str:
-        """How the arm is named in results: `name` if given, else the arm type."""
-        return self.name or self.arm
 
-    def check(self, task: Task, index: int) -> None:
-        """Raise InputError if this arm cannot run on `task` (found before a run starts)."""
+class PrepareUsage(_Typed):
+    """The model calls `prepare` made (on train examples), summed."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    fresh_cost: float = 0.0
+
+    def __add__(self, other: PrepareUsage) -> PrepareUsage:
+        return PrepareUsage(**{k: getattr(self, k) + getattr(other, k) for k in type(self).model_fields})
+
+
+class ArmRecord(_Typed):
+    """What an arm's `prepare` did, kept in the run's manifest: its one-off cost (US$) and calls."""
+
+    fixed_cost: float = 0.0
+    usage: PrepareUsage | None = None
+
+
+class ArmExtras(_Typed):
+    """An arm's own statistics in summary.json (`extras`) and in both reports.
+
+    The reports show every arm's extras in the section named `section`, one table per extras class (a row
+    per arm, a column per field, headed by the field's `title`), with `caption` under it and the arm's
+    `notes()`. Fields holding a mapping of numbers (a curve such as maj@k) are shown as `key: value` lists."""
+
+    section: ClassVar[str] = "Arm statistics"
+    caption: ClassVar[str] = ""
+
+    def notes(self, arm: str) -> list[str]:
+        """Sentences the report shows below the table, e.g. what a fitted rule means in words."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -53,41 +83,133 @@ class Retrieved:
 
 @dataclass
 class Answer:
-    """An arm's final answer to one example, what it retrieved (the runner scores retrieval too),
-    and what it wants recorded (e.g. demo ids).
+    """An arm's answer to one query, what it retrieved (the runner scores retrieval too), and what it
+    records (`meta`, of the arm's `Meta` class).
 
-    An arm that chose its answer from a pool (samples, proposals) gives the pool as `candidates`, in
-    the order drawn, and may name other choices it would make from it in `picks` (e.g. "maj@4": the
-    index of the majority answer of the first 4). The runner scores every candidate, so curves like
-    maj@k and best-of-k are measured without the arm seeing a target."""
+    An arm that chose its answer from a pool (samples, proposals) gives the pool as `candidates`, in the
+    order drawn, and may name other choices it would make from it in `picks` (e.g. "maj@4": the index of
+    the majority answer of the first 4). The runner scores every candidate, so curves like maj@k and
+    best-of-k are measured without the arm seeing a target."""
 
     text: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: AnswerMeta | None = None
     retrieved: list[Retrieved] | None = None
     candidates: list[str] | None = None
     picks: dict[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class PoolScores:
+    """Every candidate of an answer's pool, scored in the order drawn, and the arm's named picks from it."""
+
+    scores: list[float]
+    picks: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RetrievalScore:
+    """How well an answer's retrieval did: recall@k and reciprocal rank, against the example's gold
+    documents (`by` "gold_docs") or, lacking those, whether a passage holds the answer (`by` "answer")."""
+
+    k: int
+    by: str
+    recall: float
+    rr: float
+
+
+@dataclass
+class Result:
+    """One arm's answer to one example, scored by the runner, with what it cost: a line of results.jsonl."""
+
+    arm: str
+    example_id: str
+    output: str
+    target: str
+    score: float
+    error: str | None = None
+    calls: int = 0
+    cached_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    fresh_cost: float = 0.0
+    latency_ms: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+    input: str = ""  # the example's rendered input, for reports (empty in runs recorded before it was kept)
+    pool: PoolScores | None = None
+    retrieval: RetrievalScore | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(vars(self))
+        out["pool"] = None if self.pool is None else vars(self.pool)
+        out["retrieval"] = None if self.retrieval is None else vars(self.retrieval)
+        return out
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Result:
+        """A results.jsonl line; runs recorded before pools and retrieval had fields of their own kept them in meta."""
+        meta = dict(row.get("meta") or {})
+        pool = row.get("pool") or meta.pop("pool", None)
+        retrieval = row.get("retrieval") or meta.pop("retrieval", None)
+        return cls(**{**row, "meta": meta, "pool": PoolScores(**pool) if pool else None,
+                      "retrieval": RetrievalScore(**retrieval) if retrieval else None})
+
+
+@dataclass
+class Evaluated:
+    """Examples evaluated for an arm's `prepare` (see ArmContext.evaluate): a scored Result each, in the order
+    given (errors included, scored 0)."""
+
+    results: list[Result]
+
+    @property
+    def usage(self) -> PrepareUsage:
+        """What their calls took, summed: the arm's one-off cost of this evaluation."""
+        rows = self.results
+        return PrepareUsage(
+            calls=sum(r.calls for r in rows), cached_calls=sum(r.cached_calls for r in rows),
+            tokens_in=sum(r.tokens_in for r in rows), tokens_out=sum(r.tokens_out for r in rows),
+            cost=sum(r.cost for r in rows), fresh_cost=sum(r.fresh_cost for r in rows),
+        )
+
+
+AnswerFn = Callable[[Example, "ExampleCaller"], Awaitable[Answer]]
+
+
+class Evaluator(Protocol):
+    """Evaluation of train (or dev) examples for an arm's `prepare`: the test metric, concurrency, cache, error
+    policy and progress of the test evaluation. `answer(example, lm)` answers one; the evaluator scores it
+    against the example's target, every candidate too."""
+
+    async def __call__(self, arm: str, examples: Sequence[Example], answer: AnswerFn, *, label: str) -> Evaluated: ...
+
+
 @dataclass
 class ArmContext:
-    """What an arm may use: the task, its splits, the database, when the task has documents their index,
-    the run's folder (for what an arm trains), where to report training progress, and the task's model
-    for calls `prepare` makes on train examples (cached and logged like every call; the arm sums their
-    cost into its `fixed_cost`).
-
-    Arms must not read the targets of test examples; only the runner does, to score."""
+    """What an arm may use: the task; its train and dev examples, and its test *queries* (no targets); the
+    database; the knowledge index when the task has documents; the run's folder (for what an arm trains);
+    where the task's hf:/lab: model loads from; the task's model for calls `prepare` makes; the evaluator for
+    train examples; where to report training steps (arm, step, total, loss)."""
 
     task: Task
-    dataset: Dataset
-    db: sqlite3.Connection
+    train: Sequence[Example]
+    dev: Sequence[Example]
+    test: Sequence[Query]
+    db: Database
     knowledge: KnowledgeIndex | None = None
     run_dir: Path | None = None
-    progress: ProgressSink | None = None
+    model_source: str | None = None
     caller: ModelCaller | None = None
+    evaluate: Evaluator | None = None
+    on_training: Callable[[str, int, int, float], None] | None = None
 
 
 class Arm(ABC):
-    """One adaptation strategy."""
+    """One adaptation strategy (see the module docstring for what it declares)."""
+
+    Params: ClassVar[type[ArmParams]] = ArmParams
+    Meta: ClassVar[type[AnswerMeta]] = AnswerMeta
+    Record: ClassVar[type[ArmRecord]] = ArmRecord
 
     def __init__(self, params: ArmParams, context: ArmContext):
         self.params = params
@@ -97,15 +219,16 @@ class Arm(ABC):
     def name(self) -> str:
         return self.params.label
 
-    async def prepare(self) -> None:
-        """One-off work before answering (index demonstrations, train, ...)."""
+    @classmethod
+    def check(cls, params: ArmParams, task: Task, index: int) -> None:
+        """Raise InputError (`task.error(..., "arms", index)`) if the arm cannot run on `task`: what validating
+        its parameters could not tell (user code that must import, files that must be readable)."""
 
-    @property
-    def record(self) -> dict[str, Any]:
-        """What `prepare` did that the run's manifest should keep (training time, steps, `fixed_cost`)."""
-        return {}
+    async def prepare(self) -> ArmRecord | None:
+        """One-off work before answering (choose demonstrations, train, measure); what it did, for the manifest."""
+        return None
 
-    def caller(self, default: ModelCaller) -> ModelCaller:
+    def model_caller(self, default: ModelCaller) -> ModelCaller:
         """The model this arm calls: the task's, unless the arm brings its own (a fine-tuned one)."""
         return default
 
@@ -113,5 +236,19 @@ class Arm(ABC):
         """Release what `prepare` opened."""
 
     @abstractmethod
-    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
-        """Answer one test example, calling the model only through `lm`."""
+    async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
+        """Answer one query, calling the model only through `lm`."""
+
+    @classmethod
+    def summarize(
+        cls, params: ArmParams, results: Sequence[Result], record: ArmRecord | None,
+        peers: Mapping[str, Sequence[Result]],
+    ) -> ArmExtras | None:
+        """The arm's own statistics from its scored results (errors included), its `prepare` record and the
+        other arms' results of the run (`peers`, by name); None when it has none."""
+        return None
+
+    @classmethod
+    def metas(cls, results: Sequence[Result]) -> list[AnswerMeta | None]:
+        """Each result's `meta` read back as this arm's Meta (None for an errored answer, which has none)."""
+        return [cls.Meta.model_validate(r.meta) if r.meta else None for r in results]

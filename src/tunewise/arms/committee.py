@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from tunewise.arms.base import Answer, Arm, ArmParams
-from tunewise.arms.checks import CheckSpec
+from tunewise.arms.base import Answer, AnswerMeta, Arm, ArmExtras, ArmParams, ArmRecord, Result
+from tunewise.arms.checks import build_check
+from tunewise.arms.pool import PoolExtras, pool_stats
 from tunewise.arms.voting import (
     Choice,
     copeland,
@@ -35,12 +37,14 @@ from tunewise.arms.voting import (
     parse_choice,
     parse_yes_no,
 )
+from tunewise.metrics import build_normalizer
 from tunewise.prompt import Message, build_messages
+from tunewise.spec import CheckSpec
 
 if TYPE_CHECKING:
-    from tunewise.caller import ExampleCaller
-    from tunewise.data import Example
-    from tunewise.task import Task
+    from tunewise.calls.caller import ExampleCaller
+    from tunewise.data import Query
+    from tunewise.spec import Task
 
 CRITIC_SYSTEM = "You check answers. Reply with yes or no only."
 COMPARATOR_SYSTEM = "You compare two answers. Reply with A or B only."
@@ -65,13 +69,20 @@ class CommitteeParams(ArmParams):
             raise ValueError("critics or votes > 1 are independent judgments only with judge_temperature > 0")
         return self
 
-    def check(self, task: Task, index: int) -> None:
-        """A `python:` check must import, from next to the task file or installed."""
-        if self.soundness is not None and self.soundness.python is not None:
-            try:
-                self.soundness.build(task.base_dir)
-            except ValueError as e:
-                raise task.error(f"arm '{self.label}': check: {e}", "arms", index, "check") from None
+
+
+class CommitteeMeta(AnswerMeta):
+    distinct: int = Field(description="proposals that differ under the metric's normalisation")
+    critic: Literal["check", "llm"] | None = Field(description="what vetted the proposals")
+    vetoed: list[int] = Field(default_factory=list, description="indices of the proposals a critic rejected")
+    all_vetoed: bool = False
+    copeland: dict[str, int] | None = Field(None, description="Copeland score by proposal index")
+
+
+class CommitteeExtras(PoolExtras):
+    distinct: float = Field(title="distinct proposals")
+    vetoed: float = Field(title="vetoed per query")
+    all_vetoed: int = Field(title="all vetoed")
 
 
 def survivors(candidates: list[int], verdicts: dict[int, list[bool | None]]) -> list[int]:
@@ -80,56 +91,74 @@ def survivors(candidates: list[int], verdicts: dict[int, list[bool | None]]) -> 
 
 
 class CommitteeArm(Arm):
+    Params = CommitteeParams
+    Meta = CommitteeMeta
     params: CommitteeParams
 
-    async def prepare(self) -> None:
-        task = self.context.task
-        self.normalize = task.metric.normalizer(task.base_dir)
-        self.sound = self.params.soundness.build(task.base_dir) if self.params.soundness else None
-        # What a check may see of an example: its data fields, never the target.
-        self.hidden = {task.data.output, "gold_docs"}
+    @classmethod
+    def check(cls, params: ArmParams, task: Task, index: int) -> None:
+        """A `python:` check must import, from next to the task file or installed."""
+        assert isinstance(params, CommitteeParams)
+        if params.soundness is not None and params.soundness.python is not None:
+            try:
+                build_check(params.soundness, task.base_dir)
+            except ValueError as e:
+                raise task.error(f"arm '{params.label}': check: {e}", "arms", index, "check") from None
 
-    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
+    async def prepare(self) -> ArmRecord | None:
+        task = self.context.task
+        self.normalize = build_normalizer(task.metric, task.base_dir)
+        self.sound = build_check(self.params.soundness, task.base_dir) if self.params.soundness else None
+        return None
+
+    async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
         p = self.params
-        prompt = build_messages(self.context.task.instructions, example.input)
+        prompt = build_messages(self.context.task.instructions, query.input)
         proposals = [s.text for s in await lm.complete(lm.request(prompt, temperature=p.temperature), p.k)]
         keys = [self.normalize(t) for t in proposals]
         unique = distinct(keys)
-        verdicts = await self._criticise(example, lm, proposals, unique)
+        verdicts = await self._criticise(query, lm, proposals, unique)
         alive = survivors(unique, verdicts)
-        meta: dict[str, Any] = {
-            "distinct": len(unique),
-            "critic": "check" if self.sound else ("llm" if p.critics else None),
-            "vetoed": [i for i in unique if i not in alive],
-        }
+        meta = CommitteeMeta(distinct=len(unique), critic="check" if self.sound else ("llm" if p.critics else None),
+                             vetoed=[i for i in unique if i not in alive])
         if not alive:
-            alive, meta["all_vetoed"] = [0], True
+            alive, meta.all_vetoed = [0], True
         winner = alive[0]
         if p.votes and len(alive) > 1:
-            scores = copeland(len(alive), await self._compare(example, lm, proposals, alive))
+            scores = copeland(len(alive), await self._compare(query, lm, proposals, alive))
             winner = alive[copeland_winner(scores)]
-            meta["copeland"] = dict(zip(map(str, alive), scores))
+            meta.copeland = dict(zip(map(str, alive), scores))
         picks = {"first": 0, f"maj@{p.k}": majority(keys), "committee": winner}
         return Answer(proposals[winner], meta, candidates=proposals, picks=picks)
 
+    @classmethod
+    def summarize(cls, params: ArmParams, results: Sequence[Result], record: ArmRecord | None,
+                  peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
+        stats = pool_stats(results)
+        if stats is None:
+            return None
+        metas = [m for m in cls.metas(results) if isinstance(m, CommitteeMeta)]
+        n = len(metas) or 1
+        return CommitteeExtras(**stats, distinct=sum(m.distinct for m in metas) / n,
+                               vetoed=sum(len(m.vetoed) for m in metas) / n, all_vetoed=sum(m.all_vetoed for m in metas))
+
     async def _criticise(
-        self, example: Example, lm: ExampleCaller, proposals: list[str], unique: list[int]
+        self, query: Query, lm: ExampleCaller, proposals: list[str], unique: list[int]
     ) -> dict[int, list[bool | None]]:
-        if self.sound is not None:
-            fields = {k: v for k, v in example.fields.items() if k not in self.hidden}
-            return {i: [self.sound(proposals[i], fields)] for i in unique}
+        if self.sound is not None:  # a check sees the query's data fields: never the target
+            return {i: [self.sound(proposals[i], query.fields)] for i in unique}
         if not self.params.critics:
             return {}
         replies = await asyncio.gather(
-            *(self._judge(lm, critic_messages(self._task_text(example), proposals[i]), self.params.critics) for i in unique)
+            *(self._judge(lm, critic_messages(self._task_text(query), proposals[i]), self.params.critics) for i in unique)
         )
         return {i: [parse_yes_no(r) for r in texts] for i, texts in zip(unique, replies)}
 
     async def _compare(
-        self, example: Example, lm: ExampleCaller, proposals: list[str], alive: list[int]
+        self, query: Query, lm: ExampleCaller, proposals: list[str], alive: list[int]
     ) -> dict[tuple[int, int], int]:
         pairs = list(itertools.combinations(range(len(alive)), 2))
-        task_text = self._task_text(example)
+        task_text = self._task_text(query)
         asked = [
             (proposals[alive[a]], proposals[alive[b]]) if first else (proposals[alive[b]], proposals[alive[a]])
             for a, b in pairs
@@ -145,9 +174,9 @@ class CommitteeArm(Arm):
         request = lm.request(messages, temperature=self.params.judge_temperature, max_tokens=self.params.judge_max_tokens)
         return [s.text for s in await lm.complete(request, n)]
 
-    def _task_text(self, example: Example) -> str:
+    def _task_text(self, query: Query) -> str:
         instructions = self.context.task.instructions
-        return (f"Instructions: {instructions}\n\n" if instructions else "") + f"Input:\n{example.input}"
+        return (f"Instructions: {instructions}\n\n" if instructions else "") + f"Input:\n{query.input}"
 
 
 def critic_messages(task_text: str, answer: str) -> list[Message]:

@@ -1,47 +1,120 @@
-"""Choosing demonstrations from the train split: seeded random, or nearest neighbours by embedding.
+"""Choosing demonstrations from the train split: seeded random, nearest neighbours by embedding, or bootstrapped.
 
-Leakage guard: only train examples are candidates, and one whose input equals the test input
-(a duplicate across splits) is never shown.
+- `random`: k train examples drawn for each query, seeded by the task's seed and the query's id.
+- `knn`: the k train inputs most similar to the query's (all-MiniLM-L6-v2), the most similar last, next
+  to the question.
+- `bootstrap` (as DSPy's BootstrapFewShot): up to `max_bootstrap` train examples, in a seeded order, are
+  answered under the arm's own prompt (with random demonstrations from the rest of train); those the model
+  got right (score >= `bootstrap_threshold`) become the pool, each with the model's own answer as its
+  demonstrated output. Each query draws its k from that pool as `random` does. Those calls are the arm's
+  one-off cost; they are cached, so a resumed run pays for none of them again.
+
+Leakage guard: only train examples are candidates, and one whose input equals the query's (a duplicate
+across splits) is never shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from tunewise.arms.base import AnswerFn, ArmContext, ArmRecord, Evaluator, PrepareUsage
+from tunewise.data import Example, Query
+from tunewise.prompt import Demo
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from tunewise.arms.base import ArmContext
-    from tunewise.data import Example
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
-Selector = Literal["random", "knn"]
+Selector = Literal["random", "knn", "bootstrap"]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A demonstration as shown: the train example it comes from, its input and the answer demonstrated."""
+
+    id: str
+    input: str
+    output: str
+
+    @property
+    def demo(self) -> Demo:
+        return Demo(self.input, self.output)
+
+
+class BootstrapRecord(ArmRecord):
+    """What bootstrapping did: how many train examples were tried, which ones the model got right."""
+
+    tried: int = Field(title="tried")
+    kept: list[str] = Field(title="kept", description="ids of the train examples that became demonstrations")
+    errors: int = 0
+
+
+def seeded(seed: int, key: str) -> random.Random:
+    return random.Random(hashlib.sha256(f"{seed}:{key}".encode()).digest())
 
 
 class DemoSelector:
-    """Picks k demonstrations for each test example."""
+    """Picks k demonstrations for each query (see the module docstring)."""
 
-    def __init__(self, context: ArmContext, *, k: int, selector: Selector):
-        self.pool = context.dataset.train
+    def __init__(self, context: ArmContext, *, k: int, selector: Selector, seed: int):
+        self.context = context
         self.k = k
-        self.seed = context.task.seed
+        self.selector = selector
+        self.seed = seed
+        self.pool: list[Shot] = [Shot(e.id, e.input, e.target) for e in context.train]
+        self.embedder: SentenceTransformerEmbedder | None = None
         self.vectors: np.ndarray | None = None
-        if selector == "knn":
-            from tunewise.knowledge.embedder import SentenceTransformerEmbedder
+        self.query_vectors: dict[str, np.ndarray] = {}
 
-            self.embedder = SentenceTransformerEmbedder(context.db)
-            self.vectors = self.embedder.embed([e.input for e in self.pool])
+    async def prepare(self) -> None:
+        """knn: embed the train inputs and every test query at once, off the event loop."""
+        if self.selector != "knn":
+            return
+        from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
-    def select(self, example: Example) -> list[Example]:
-        """The demonstrations for one test example, most similar last (nearest to the question)."""
-        candidates = [i for i, e in enumerate(self.pool) if e.input != example.input and e.id != example.id]
-        k = min(self.k, len(candidates))
-        if self.vectors is None:
-            seed = hashlib.sha256(f"{self.seed}:{example.id}".encode()).digest()
-            chosen = random.Random(seed).sample(candidates, k)
-        else:
-            query = self.embedder.embed([example.input])[0]
-            sims = self.vectors[candidates] @ query
-            chosen = [candidates[j] for j in sims.argsort(kind="stable")[::-1][:k]][::-1]
+        embedder = self.embedder = SentenceTransformerEmbedder(self.context.db)
+        queries = list(self.context.test)
+        vectors = await asyncio.to_thread(embedder.embed, [s.input for s in self.pool] + [q.input for q in queries])
+        self.vectors = vectors[: len(self.pool)]
+        self.query_vectors = {q.id: v for q, v in zip(queries, vectors[len(self.pool):])}
+
+    async def bootstrap(self, evaluate: Evaluator, arm: str, attempt: AnswerFn, *, tries: int, threshold: float
+                        ) -> BootstrapRecord:
+        """Make the pool the train examples the model answers right under the arm's prompt (`attempt`)."""
+        train = list(self.context.train)
+        order = seeded(self.seed, "bootstrap").sample(train, min(tries, len(train)))
+        evaluated = await evaluate(arm, order, attempt, label="bootstrap")
+        right = [(e, r) for e, r in zip(order, evaluated.results) if r.error is None and r.score >= threshold]
+        self.pool = [Shot(e.id, e.input, r.output) for e, r in right]
+        usage: PrepareUsage = evaluated.usage
+        return BootstrapRecord(fixed_cost=usage.cost, usage=usage, tried=len(order), kept=[e.id for e, _ in right],
+                               errors=sum(r.error is not None for r in evaluated.results))
+
+    def random_shots(self, query: Query | Example, k: int | None = None) -> list[Shot]:
+        """k shots of the pool drawn for this query (seeded by its id), never one with its input."""
+        candidates = [s for s in self.pool if s.input != query.input and s.id != query.id]
+        return seeded(self.seed, query.id).sample(candidates, min(self.k if k is None else k, len(candidates)))
+
+    async def select(self, query: Query) -> list[Shot]:
+        """The demonstrations for one query (knn: most similar last, nearest to the question)."""
+        if self.embedder is None or self.vectors is None:
+            return self.random_shots(query)
+        vector = self.query_vectors.get(query.id)
+        if vector is None:  # a query the run did not know in advance (served ones)
+            vector = (await asyncio.to_thread(self.embedder.embed, [query.input]))[0]
+        candidates = [i for i, s in enumerate(self.pool) if s.input != query.input and s.id != query.id]
+        sims = self.vectors[candidates] @ vector
+        chosen = [candidates[j] for j in sims.argsort(kind="stable")[::-1][: self.k]][::-1]
         return [self.pool[i] for i in chosen]
+
+
+def shown(shots: Sequence[Shot]) -> list[Demo]:
+    return [s.demo for s in shots]

@@ -4,8 +4,8 @@
 Method `lora` trains a LoRA adapter on an `hf:`/`lab:` model on this machine; `provider` runs a
 fine-tuning job for an `openai:` model. Only train examples (plus an optional `extra:` chat JSONL,
 e.g. synthetic data, and with `documents: true` the knowledge documents) are trained on; dev decides
-when to stop; test answers are never seen. Training happens once per run: the adapter or the job is kept in the run folder and reused on `--resume`, and
-an identical training for another arm of the same run (`finetune` and `finetune_rag`) is reused too.
+when to stop; test answers are never seen. Training happens once per run, off the event loop: the adapter or
+the job is kept in the run folder and reused on `--resume`, and an identical training for another arm of the same run (`finetune` and `finetune_rag`) is reused too.
 
 The fine-tuned model's prompt has no demonstrations, so its per-query cost is that of the short
 prompt, at the fine-tuned model's prices; training is the arm's one-off `fixed_cost`.
@@ -13,26 +13,27 @@ prompt, at the fine-tuned model's prices; training is the arm's one-off `fixed_c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tunewise.arms.base import Arm, ArmParams
+from tunewise.arms.base import Arm, ArmExtras, ArmParams, ArmRecord, Result
 from tunewise.arms.rag import RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm
-from tunewise.caller import Prices
+from tunewise.calls.caller import Prices
 from tunewise.finetune.export import Conversation, conversations, document_conversations, read_jsonl
-from tunewise.finetune.lora import LoraSettings
-from tunewise.finetune.provider import ProviderSettings
+from tunewise.spec import LoraSettings, ProviderSettings
 
 if TYPE_CHECKING:
-    from tunewise.caller import ModelCaller
+    from tunewise.calls.caller import ModelCaller
     from tunewise.models.base import Model
-    from tunewise.task import Task
+    from tunewise.spec import Task
 
 Method = Literal["auto", "lora", "provider"]
 
@@ -61,15 +62,6 @@ class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
             return self.method
         return "provider" if task.model.scheme == "openai" else "lora"
 
-    def check(self, task: Task, index: int) -> None:
-        method, scheme = self.resolved_method(task), task.model.scheme
-        if method == "lora" and scheme == "openai":
-            raise task.error(f"arm '{self.label}': method lora trains hf: or lab: models; for {task.model.uri} use method provider", "arms", index)
-        if method == "provider" and scheme != "openai":
-            raise task.error(f"arm '{self.label}': method provider needs an openai: model, not {task.model.uri}", "arms", index)
-        if self.extra is not None:
-            read_jsonl(task.base_dir / self.extra)
-
 
 class FinetuneRagParams(FinetuneParams, RagParams):
     arm: Literal["finetune_rag"] = "finetune_rag"  # type: ignore[assignment]
@@ -79,47 +71,98 @@ class FinetuneRagParams(FinetuneParams, RagParams):
         return True
 
 
+class TrainingRecord(ArmRecord):
+    """How the model was fine-tuned: `lora` (adapter, steps, seconds, best dev loss, reused from an identical
+    training) or `provider` (job, model, tokens trained on)."""
+
+    method: Literal["lora", "provider"]
+    train_examples: int
+    adapter: str | None = None
+    steps: int | None = None
+    seconds: float | None = None
+    best_dev_loss: float | None = None
+    reused: bool = False
+    job_id: str | None = None
+    model: str | None = None
+    trained_tokens: int | None = None
+
+
+class FinetuneExtras(ArmExtras):
+    """What the training was: the arm's one-off cost is in `fixed_cost`."""
+
+    section = "Fine-tuning"
+    caption = ("LoRA: steps and wall time on this machine, the best loss on dev (early stopping keeps that adapter); "
+               "provider: the job and the tokens it trained on.")
+
+    method: str = Field(title="method")
+    train_examples: int = Field(title="train conversations")
+    steps: int | None = Field(title="steps")
+    seconds: float | None = Field(title="seconds")
+    best_dev_loss: float | None = Field(title="best dev loss")
+    reused: bool = Field(title="reused")
+    trained_tokens: int | None = Field(title="tokens trained")
+    job_id: str | None = Field(title="job")
+
+
 @dataclass
 class Tuned:
     """A fine-tuned model ready to answer, its prices, and what the manifest keeps about its training."""
 
     model: Model
     prices: Prices
-    record: dict[str, Any]
+    record: TrainingRecord
 
 
 class FinetunedArm(Arm):
     """Trains (or reuses) the fine-tuned model in `prepare` and answers through it."""
 
+    Record = TrainingRecord
     params: FinetuneParams
     tuned: Tuned | None = None
 
-    async def prepare(self) -> None:
+    @classmethod
+    def check(cls, params: ArmParams, task: Task, index: int) -> None:
+        assert isinstance(params, FinetuneParams)
+        method, scheme = params.resolved_method(task), task.model.scheme
+        if method == "lora" and scheme == "openai":
+            raise task.error(f"arm '{params.label}': method lora trains hf: or lab: models; for {task.model.uri} use method provider", "arms", index)
+        if method == "provider" and scheme != "openai":
+            raise task.error(f"arm '{params.label}': method provider needs an openai: model, not {task.model.uri}", "arms", index)
+        if params.extra is not None:
+            read_jsonl(task.base_dir / params.extra)  # an unreadable line is an error at its line of that file
+
+    async def prepare(self) -> ArmRecord | None:
         await super().prepare()
-        task, dataset = self.context.task, self.context.dataset
-        train = conversations(task, dataset.train)
+        task = self.context.task
+        train = conversations(task, self.context.train)
         if self.params.extra is not None:
             train += read_jsonl(task.base_dir / self.params.extra)
         if self.params.documents:
             assert self.context.knowledge is not None, "the experiment builds the index for arms that need one"
             train += document_conversations(self.context.knowledge.chunks())
-        dev = conversations(task, dataset.dev)
+        dev = conversations(task, self.context.dev)
         if self.params.resolved_method(task) == "lora":
-            self.tuned = self._lora(train, dev)
+            self.tuned = await asyncio.to_thread(self._lora, train, dev)
         else:
             self.tuned = await self._provider(train, dev)
+        return self.tuned.record
 
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.tuned.record if self.tuned else {}
-
-    def caller(self, default: ModelCaller) -> ModelCaller:
+    def model_caller(self, default: ModelCaller) -> ModelCaller:
         assert self.tuned is not None, "prepare() makes the fine-tuned model"
         return default.with_model(self.tuned.model, self.tuned.prices)
 
     async def aclose(self) -> None:
         if self.tuned is not None:
             await self.tuned.model.aclose()
+
+    @classmethod
+    def summarize(cls, params: ArmParams, results: Sequence[Result], record: ArmRecord | None,
+                  peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
+        if not isinstance(record, TrainingRecord):
+            return None
+        return FinetuneExtras(method=record.method, train_examples=record.train_examples, steps=record.steps,
+                              seconds=record.seconds, best_dev_loss=record.best_dev_loss, reused=record.reused,
+                              trained_tokens=record.trained_tokens, job_id=record.job_id)
 
     @property
     def seed(self) -> int:
@@ -139,12 +182,13 @@ class FinetunedArm(Arm):
         )
 
     def _lora(self, train: list[Conversation], dev: list[Conversation]) -> Tuned:
+        """Train (or find) the adapter and load the tuned model: blocking, so run in a worker thread."""
         from tunewise.finetune.lora import TrainedAdapter, fingerprint, train_adapter
-        from tunewise.models import local_source
         from tunewise.models.hf_backend import HFModel, hf_model_id
 
         task = self.context.task
-        source = local_source(task.model, task.base_dir)
+        source = self.context.model_source
+        assert source is not None, "the experiment says where an hf:/lab: model loads from"
         settings = LoraSettings.model_validate(self.params.model_dump(include=set(LoraSettings.model_fields)))
         key = fingerprint(hf_model_id(source), settings, self.seed, train, dev)
         adapters = self.run_dir / "adapters"
@@ -153,14 +197,18 @@ class FinetunedArm(Arm):
             source, train, dev, settings, seed=self.seed, out=adapters / self.name, fingerprint=key,
             progress=self._progress,
         )
-        record = {
-            "method": "lora", "adapter": str(adapter.path.relative_to(self.run_dir)), "steps": adapter.steps,
-            "seconds": round(adapter.seconds, 3), "train_examples": adapter.train_examples,
-            "best_dev_loss": adapter.best_dev_loss, "reused": bool(found),
-            "fixed_cost": adapter.seconds / 3600 * self.params.hardware_per_hour,
-        }
+        record = TrainingRecord(
+            method="lora", adapter=str(adapter.path.relative_to(self.run_dir)), steps=adapter.steps,
+            seconds=round(adapter.seconds, 3), train_examples=adapter.train_examples,
+            best_dev_loss=adapter.best_dev_loss, reused=bool(found),
+            fixed_cost=adapter.seconds / 3600 * self.params.hardware_per_hour,
+        )
         model = HFModel(source, task.model, adapter=adapter.path, merge=self.params.merge)
         return Tuned(model, self._prices(), record)
+
+    def _progress(self, step: int, total: int, loss: float) -> None:
+        if self.context.on_training is not None:
+            self.context.on_training(self.name, step, total, loss)
 
     async def _provider(self, train: list[Conversation], dev: list[Conversation]) -> Tuned:
         from tunewise.finetune.provider import run_job
@@ -174,23 +222,22 @@ class FinetunedArm(Arm):
             spec, train, dev, self.params, state_path=self.run_dir / "jobs" / f"{key[:16]}.json",
             fingerprint=key, epochs=epochs, seed=self.seed,
         )
-        record = {
-            "method": "provider", "job_id": job.job_id, "model": job.model, "trained_tokens": job.trained_tokens,
-            "train_examples": len(train), "fixed_cost": job.trained_tokens * spec.price_train_per_1m / 1e6,
-        }
+        record = TrainingRecord(
+            method="provider", job_id=job.job_id, model=job.model, trained_tokens=job.trained_tokens,
+            train_examples=len(train), fixed_cost=job.trained_tokens * spec.price_train_per_1m / 1e6,
+        )
         tuned_spec = spec.model_copy(update={"uri": f"openai:{job.model}"})
         return Tuned(OpenAIModel(tuned_spec), self._prices(), record)
-
-    def _progress(self, step: int, total: int, loss: float) -> None:
-        if self.context.progress is not None:
-            self.context.progress.training(self.name, step, total, loss)
 
 
 class FinetuneArm(FinetunedArm, ZeroShotArm):
     """The fine-tuned model, asked with the zero-shot prompt it was trained on."""
 
+    Params = FinetuneParams
+
 
 class FinetuneRagArm(FinetunedArm, RagArm):
     """The fine-tuned model, asked with retrieved passages (published studies find the gains add up)."""
 
+    Params = FinetuneRagParams
     params: FinetuneRagParams

@@ -7,18 +7,20 @@ Retrieval is dense (the knowledge embedder, all-MiniLM-L6-v2 by default), BM25, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tunewise.arms.base import Answer, Arm, ArmParams, Retrieved
-from tunewise.arms.demos import DemoSelector, Selector
+from tunewise.arms.base import Answer, AnswerMeta, Arm, ArmExtras, ArmParams, ArmRecord, Result, Retrieved
+from tunewise.arms.demos import BootstrapRecord, DemoSelector, Selector, Shot
+from tunewise.arms.few_shot import bootstrap_extras
 from tunewise.batching import MicroBatcher
-from tunewise.prompt import ContextChunk, Demo, build_messages
+from tunewise.data import Example, Query
+from tunewise.prompt import ContextChunk, build_messages
 
 if TYPE_CHECKING:
-    from tunewise.caller import ExampleCaller
-    from tunewise.data import Example
+    from tunewise.calls.caller import ExampleCaller
     from tunewise.knowledge.index import Hit
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
@@ -38,12 +40,21 @@ class FewShotRagParams(RagParams):
     arm: Literal["few_shot_rag"] = "few_shot_rag"  # type: ignore[assignment]
     shots: int = Field(3, ge=1, le=64, description="demonstrations per prompt")
     selector: Selector = "random"
+    max_bootstrap: int = Field(32, ge=1, description="bootstrap: train examples tried under the arm's prompt")
+    bootstrap_threshold: float = Field(1.0, ge=0, le=1, description="bootstrap: the score that counts as right")
+
+
+class RagMeta(AnswerMeta):
+    chunks: list[str] = Field(default_factory=list, description="ids of the chunks shown, best first")
+    demos: list[str] | None = Field(None, description="ids of the train examples shown (few_shot_rag)")
 
 
 class RagArm(Arm):
+    Params = RagParams
+    Meta = RagMeta
     params: RagParams
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> ArmRecord | None:
         index = self.context.knowledge
         assert index is not None, "the experiment builds the index for arms that need one"
         k, retriever = self.params.k, self.params.retriever
@@ -51,31 +62,48 @@ class RagArm(Arm):
         self.retrieve: MicroBatcher[str, list[Hit]] = MicroBatcher(
             lambda queries: index.search_many(queries, k, retriever), max_batch=64
         )
+        return None
 
-    def demonstrations(self, example: Example) -> list[Example]:
+    async def demonstrations(self, query: Query) -> list[Shot]:
         """Train examples to show before the input (none for plain rag)."""
         return []
 
-    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
-        hits = await self.retrieve.submit(example.input)
+    async def ask(self, query: Query, shots: list[Shot], lm: ExampleCaller) -> Answer:
+        hits = await self.retrieve.submit(query.input)
         context = [ContextChunk(h.chunk.text, h.chunk.source) for h in hits]
-        shown = self.demonstrations(example)
-        demos = [Demo(d.input, d.target) for d in shown]
-        messages = build_messages(self.context.task.instructions, example.input, demos, context)
-        meta: dict[str, list[str]] = {"chunks": [h.chunk.id for h in hits]}
-        if shown:
-            meta["demos"] = [d.id for d in shown]
-        return Answer(
-            await lm.chat(messages), meta, retrieved=[Retrieved(h.chunk.doc_id, h.chunk.text) for h in hits]
-        )
+        messages = build_messages(self.context.task.instructions, query.input, [s.demo for s in shots], context)
+        meta = RagMeta(chunks=[h.chunk.id for h in hits], demos=[s.id for s in shots] if shots else None)
+        return Answer(await lm.chat(messages), meta, retrieved=[Retrieved(h.chunk.doc_id, h.chunk.text) for h in hits])
+
+    async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
+        return await self.ask(query, await self.demonstrations(query), lm)
 
 
 class FewShotRagArm(RagArm):
+    Params = FewShotRagParams
+    Record = BootstrapRecord
     params: FewShotRagParams
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> ArmRecord | None:
         await super().prepare()
-        self.selector = DemoSelector(self.context, k=self.params.shots, selector=self.params.selector)
+        p = self.params
+        self.selector = DemoSelector(self.context, k=p.shots, selector=p.selector, seed=self.context.task.seed)
+        await self.selector.prepare()
+        if p.selector != "bootstrap":
+            return None
+        assert self.context.evaluate is not None, "the experiment gives arms the prepare-time evaluator"
+        return await self.selector.bootstrap(self.context.evaluate, self.name, self.attempt, tries=p.max_bootstrap,
+                                             threshold=p.bootstrap_threshold)
 
-    def demonstrations(self, example: Example) -> list[Example]:
-        return self.selector.select(example)
+    async def attempt(self, example: Example, lm: ExampleCaller) -> Answer:
+        """A train example answered under this arm's prompt: retrieval, and random demonstrations from the rest."""
+        return await self.ask(example.query, self.selector.random_shots(example), lm)
+
+    async def demonstrations(self, query: Query) -> list[Shot]:
+        return await self.selector.select(query)
+
+    @classmethod
+    def summarize(cls, params: ArmParams, results: Sequence[Result], record: ArmRecord | None,
+                  peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
+        shown = [len(m.demos or []) for m in cls.metas(results) if isinstance(m, RagMeta)]
+        return bootstrap_extras(record, shown)

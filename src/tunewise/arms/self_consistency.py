@@ -8,17 +8,20 @@ correct answer anywhere among the first k). Answers vote by the task metric's no
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tunewise.arms.base import Answer, Arm, ArmParams
+from tunewise.arms.base import Answer, AnswerMeta, Arm, ArmExtras, ArmParams, ArmRecord, Result
+from tunewise.arms.pool import PoolExtras, pool_stats
 from tunewise.arms.voting import k_schedule, majority_picks, plurality_count
+from tunewise.metrics import build_normalizer
 from tunewise.prompt import build_messages
 
 if TYPE_CHECKING:
-    from tunewise.caller import ExampleCaller
-    from tunewise.data import Example
+    from tunewise.calls.caller import ExampleCaller
+    from tunewise.data import Query
 
 
 class SelfConsistencyParams(ArmParams):
@@ -29,20 +32,38 @@ class SelfConsistencyParams(ArmParams):
     )
 
 
+class VoteMeta(AnswerMeta):
+    agreement: float = Field(description="share of the samples that gave the winning answer")
+
+
+class SelfConsistencyExtras(PoolExtras):
+    agreement: float = Field(title="mean agreement")
+
+
 class SelfConsistencyArm(Arm):
+    Params = SelfConsistencyParams
+    Meta = VoteMeta
     params: SelfConsistencyParams
 
-    async def prepare(self) -> None:
-        self.normalize = self.context.task.metric.normalizer(self.context.task.base_dir)
+    async def prepare(self) -> ArmRecord | None:
+        self.normalize = build_normalizer(self.context.task.metric, self.context.task.base_dir)
         self.ks = k_schedule(self.params.k)
+        return None
 
-    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
-        messages = build_messages(self.context.task.instructions, example.input)
+    async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
+        messages = build_messages(self.context.task.instructions, query.input)
         samples = await lm.complete(lm.request(messages, temperature=self.params.temperature), self.params.k)
         texts = [s.text for s in samples]
         keys = [self.normalize(t) for t in texts]
         picks = majority_picks(keys, self.ks)
         chosen = picks[f"maj@{self.params.k}"]
-        return Answer(
-            texts[chosen], {"agreement": plurality_count(keys) / len(keys)}, candidates=texts, picks=picks
-        )
+        return Answer(texts[chosen], VoteMeta(agreement=plurality_count(keys) / len(keys)), candidates=texts, picks=picks)
+
+    @classmethod
+    def summarize(cls, params: ArmParams, results: Sequence[Result], record: ArmRecord | None,
+                  peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
+        stats = pool_stats(results)
+        if stats is None:
+            return None
+        agreements = [m.agreement for m in cls.metas(results) if isinstance(m, VoteMeta)]
+        return SelfConsistencyExtras(**stats, agreement=sum(agreements) / len(agreements) if agreements else 0.0)

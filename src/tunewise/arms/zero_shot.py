@@ -8,8 +8,8 @@ from tunewise.arms.base import Answer, Arm, ArmParams
 from tunewise.prompt import build_messages
 
 if TYPE_CHECKING:
-    from tunewise.caller import ExampleCaller
-    from tunewise.data import Example
+    from tunewise.calls.caller import ExampleCaller
+    from tunewise.data import Query
 
 
 class ZeroShotParams(ArmParams):
@@ -17,5 +17,7 @@ class ZeroShotParams(ArmParams):
 
 
 class ZeroShotArm(Arm):
-    async def answer(self, example: Example, lm: ExampleCaller) -> Answer:
-        return Answer(await lm.chat(build_messages(self.context.task.instructions, example.input)))
+    Params = ZeroShotParams
+
+    async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
+        return Answer(await lm.chat(build_messages(self.context.task.instructions, query.input)))

@@ -11,17 +11,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tunewise.errors import InputError
 from tunewise.prompt import Message, build_messages
 
 if TYPE_CHECKING:
     from tunewise.data import Example
-    from tunewise.knowledge.chunker import Chunk
-    from tunewise.task import Task
+    from tunewise.spec import Task
 
 Conversation = list[Message]
+
+
+class Passage(Protocol):
+    """A piece of a document: a knowledge chunk, say."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 ROLES = ("system", "user", "assistant")
 
 
@@ -34,7 +43,7 @@ def conversations(task: Task, examples: Sequence[Example]) -> list[Conversation]
     return [conversation(task, e) for e in examples]
 
 
-def document_conversations(chunks: Iterable[Chunk]) -> list[Conversation]:
+def document_conversations(chunks: Iterable[Passage]) -> list[Conversation]:
     """Knowledge documents, a chunk each, as conversations that ask for them by their source: trained on, they
     put the documents' facts into the weights (knowledge injection), in a form provider jobs accept too."""
     return [

@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
 from tunewise.errors import InputError
 from tunewise.finetune.export import Conversation
+from tunewise.spec.finetune import LoraSettings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -34,21 +33,6 @@ Progress = Callable[[int, int, float], None]
 RECORD = "tunewise.json"
 IGNORE = -100  # the label the loss skips
 TARGET_FAMILIES = (("c_attn", "c_proj", "c_fc"), ("q_proj", "k_proj", "v_proj", "o_proj"))
-
-
-class LoraSettings(BaseModel):
-    """What shapes a LoRA training run; every field has a default that works on small models."""
-
-    r: int = Field(16, ge=1, le=1024, description="LoRA rank")
-    alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="default: GPT-2 c_attn/c_proj/c_fc or q/k/v/o_proj")
-    epochs: float = Field(3, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
-    lr: float = Field(2e-4, gt=0)
-    batch_size: int = Field(8, ge=1, le=1024)
-    patience: int = Field(2, ge=1, description="evaluations on dev without improvement before stopping")
-    seed: int | None = Field(None, description="default: the task's seed")
 
 
 @dataclass(frozen=True)

@@ -15,27 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
 from tunewise.errors import ModelCallError
 from tunewise.finetune.export import Conversation, to_jsonl
+from tunewise.files import write_atomic
 from tunewise.models.openai_client import OpenAIEndpoint
-from tunewise.store import write_atomic
+from tunewise.spec.finetune import ProviderSettings
 
 if TYPE_CHECKING:
     import openai
 
-    from tunewise.task import ModelSpec
+    from tunewise.spec import ModelSpec
 
 METADATA_KEY = "tunewise_training"
 DONE = ("succeeded", "failed", "cancelled")
-
-
-class ProviderSettings(BaseModel):
-    """How often to ask the provider how the job is going."""
-
-    poll_s: float = Field(5.0, gt=0, description="provider: first wait between status checks")
-    max_poll_s: float = Field(60.0, gt=0, description="provider: the wait grows by half each time up to this")
 
 
 @dataclass(frozen=True)

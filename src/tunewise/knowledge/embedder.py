@@ -3,7 +3,6 @@
     Embedder                         the cache, and the contract the index relies on
     SentenceTransformerEmbedder      the packaged all-MiniLM-L6-v2 or a local sentence-transformers folder
     openai_embedder.OpenAIEmbedder   an OpenAI-compatible `/v1/embeddings` endpoint
-    open_embedder                    the one a task's `knowledge.embedder` names
 
 sentence-transformers costs seconds to import, so it is imported only when something is embedded
 that the cache does not already hold.
@@ -13,19 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tunewise.db import transaction
-from tunewise.errors import InputError
-from tunewise.knowledge.chunker import PACKAGED_TOKENIZERS
+from tunewise.db import Database
 
 if TYPE_CHECKING:
-    from tunewise.task import EmbedderSpec
+    pass
 
 
 class Embedder(ABC):
@@ -35,7 +31,7 @@ class Embedder(ABC):
     cache and the index, so changing it re-embeds. `computed` counts texts embedded (not cached).
     """
 
-    def __init__(self, db: sqlite3.Connection, id: str):
+    def __init__(self, db: Database, id: str):
         self.db = db
         self.id = id
         self.computed = 0
@@ -55,8 +51,11 @@ class Embedder(ABC):
     def _compute(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 rows for texts the cache does not hold, in order."""
 
+    async def aclose(self) -> None:
+        """Release what the embedder holds open (an endpoint's client)."""
+
     def embed(self, texts: list[str]) -> np.ndarray:
-        """One row per text, in order."""
+        """One row per text, in order (blocking: call it from a worker thread inside an event loop)."""
         hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(hashes))
@@ -71,8 +70,8 @@ class Embedder(ABC):
         if todo:
             vectors = self._compute(list(todo.values())).astype(np.float32)
             self.computed += len(todo)
-            with transaction(self.db):
-                self.db.executemany(
+            with self.db.transaction() as conn:
+                conn.executemany(
                     "INSERT OR REPLACE INTO embeddings (embedder, hash, vector) VALUES (?, ?, ?)",
                     [(self.id, h, v.tobytes()) for h, v in zip(todo, vectors)],
                 )
@@ -83,7 +82,7 @@ class Embedder(ABC):
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model run here on the CPU: the packaged all-MiniLM-L6-v2 unless a folder is given."""
 
-    def __init__(self, db: sqlite3.Connection, model_path: str | None = None, *, batch_size: int = 64):
+    def __init__(self, db: Database, model_path: str | None = None, *, batch_size: int = 64):
         super().__init__(db, "sentence-transformers/all-MiniLM-L6-v2" if model_path is None else f"st:{model_path}")
         self.model_path = model_path
         self.batch_size = batch_size
@@ -130,17 +129,3 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         return self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-
-
-def open_embedder(spec: EmbedderSpec, db: sqlite3.Connection, base_dir: Path) -> Embedder:
-    """The embedder `spec` names; a `st:` folder is relative to `base_dir` (the task file's folder)."""
-    if spec.scheme == "openai":
-        from tunewise.knowledge.openai_embedder import OpenAIEmbedder
-
-        return OpenAIEmbedder(db, spec)
-    if spec.name in PACKAGED_TOKENIZERS:  # the packaged model's names
-        return SentenceTransformerEmbedder(db)
-    folder = (base_dir / spec.name).resolve()
-    if not folder.is_dir():
-        raise InputError(f"sentence-transformers model folder not found: {spec.name}")
-    return SentenceTransformerEmbedder(db, str(folder))

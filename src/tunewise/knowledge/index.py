@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from tunewise.knowledge.ranking import RRF_K, reciprocal_rank_fusion, top_k
 from tunewise.knowledge.vectors import ChunkTable
 
 if TYPE_CHECKING:
+    from tunewise.db import Database
     from tokenizers import Tokenizer
 
 Retriever = Literal["dense", "bm25", "hybrid"]
@@ -116,7 +116,7 @@ class KnowledgeIndex:
     def __init__(
         self,
         directory: Path,
-        db: sqlite3.Connection,
+        db: Database,
         *,
         settings: ChunkSettings,
         embedder: Embedder,

@@ -1,21 +1,17 @@
 """`openai:<model>` embeddings from any OpenAI-compatible `/v1/embeddings` endpoint.
 
 Texts the cache lacks go out `batch_size` per request, up to `max_concurrency` requests at once, each
-retried by `OpenAIEndpoint` exactly as chat calls are. The index is synchronous while the SDK client
-is async, so the requests run on the embedder's own event loop in a background thread: `embed` works
-the same from plain code, from a worker thread and from inside a running event loop, and the client
-keeps its connections open from one call to the next.
+retried by `OpenAIEndpoint` exactly as chat calls are. The index is synchronous and runs in worker threads,
+while the SDK client is async: an embedder bound to the run's event loop (`loop=`) sends its requests on that
+loop (the worker waits for them), so one client and its connections serve the whole run; an unbound one (a
+script, `tunewise index`) runs each batch in an event loop of its own, with a client of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
-import weakref
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,9 +20,9 @@ from tunewise.knowledge.embedder import Embedder
 from tunewise.models.openai_client import OpenAIEndpoint
 
 if TYPE_CHECKING:
-    from tunewise.task import EmbedderSpec
+    from tunewise.db import Database
+    from tunewise.spec import EmbedderSpec
 
-T = TypeVar("T")
 
 
 class OpenAIEmbedder(Embedder):
@@ -36,16 +32,17 @@ class OpenAIEmbedder(Embedder):
     behind another URL shares the cache.
     """
 
-    def __init__(self, db: sqlite3.Connection, spec: EmbedderSpec):
+    def __init__(self, db: Database, spec: EmbedderSpec, *, loop: asyncio.AbstractEventLoop | None = None):
         super().__init__(db, spec.uri if spec.dimensions is None else f"{spec.uri} ({spec.dimensions} dimensions)")
+        self.spec = spec
         self.name = spec.name
         self.dimensions = spec.dimensions
         self.batch_size = spec.batch_size
-        self.endpoint = OpenAIEndpoint(spec)
+        self.loop = loop
+        self.retries = 0  # requests sent again after a retryable failure
+        self.endpoint = OpenAIEndpoint(spec)  # checks the API key now, so a missing one is an error at its line
         self._max_seq_length = spec.max_input_tokens
         self._server = spec.base_url or "the OpenAI API"
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_lock = threading.Lock()
 
     @property
     def max_seq_length(self) -> int:
@@ -58,7 +55,7 @@ class OpenAIEmbedder(Embedder):
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         try:
-            return self._run(self._embed_all(texts))
+            return self._run(texts)
         except ModelCallError as e:
             raise ModelCallError(
                 f"embedding with {self.id} at {self._server} failed: {e}",
@@ -67,17 +64,40 @@ class OpenAIEmbedder(Embedder):
                 retryable=e.retryable,
             ) from e
 
-    async def _embed_all(self, texts: list[str]) -> np.ndarray:
+    def _run(self, texts: list[str]) -> np.ndarray:
+        """The vectors of `texts`, from a worker thread on the run's loop, or on a loop made for this call."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("OpenAIEmbedder.embed blocks until the server answers: call it from a worker thread")
+        if self.loop is not None:
+            return asyncio.run_coroutine_threadsafe(self._embed_all(texts, self.endpoint), self.loop).result()
+        return asyncio.run(self._embed_alone(texts))
+
+    async def _embed_alone(self, texts: list[str]) -> np.ndarray:
+        endpoint = OpenAIEndpoint(self.spec)
+        try:
+            return await self._embed_all(texts, endpoint)
+        finally:
+            await endpoint.aclose()
+
+    async def _embed_all(self, texts: list[str], endpoint: OpenAIEndpoint) -> np.ndarray:
         batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        vectors = np.concatenate(await asyncio.gather(*(self._request(batch) for batch in batches)))
+        before = endpoint.retries
+        try:
+            vectors = np.concatenate(await asyncio.gather(*(self._request(batch, endpoint) for batch in batches)))
+        finally:
+            self.retries += endpoint.retries - before
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
 
-    async def _request(self, batch: list[str]) -> np.ndarray:
+    async def _request(self, batch: list[str], endpoint: OpenAIEndpoint) -> np.ndarray:
         kwargs: dict[str, Any] = {"model": self.name, "input": batch}
         if self.dimensions is not None:
             kwargs["dimensions"] = self.dimensions
-        response = await self.endpoint.call(lambda client: client.embeddings.create(**kwargs))
+        response = await endpoint.call(lambda client: client.embeddings.create(**kwargs))
         rows = sorted(response.data, key=lambda row: row.index)
         if len(rows) != len(batch):
             raise ModelCallError(f"the server returned {len(rows)} embeddings for {len(batch)} texts")
@@ -86,20 +106,6 @@ class OpenAIEmbedder(Embedder):
             raise ModelCallError(f"asked for {self.dimensions} dimensions, the server returned {vectors.shape[1]}")
         return vectors
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on this embedder's event loop: started on first use, stopped when the embedder goes."""
-        with self._loop_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=_serve, args=(loop, self.endpoint), name="embedder", daemon=True).start()
-                weakref.finalize(self, loop.call_soon_threadsafe, loop.stop)
-                self._loop = loop
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-
-def _serve(loop: asyncio.AbstractEventLoop, endpoint: OpenAIEndpoint) -> None:
-    """The background thread: run `loop` until stopped, then close the client and the loop."""
-    asyncio.set_event_loop(loop)
-    loop.run_forever()
-    loop.run_until_complete(endpoint.aclose())
-    loop.close()
+    async def aclose(self) -> None:
+        """Close the run's client (bound embedders; an unbound one closes each of its own as it goes)."""
+        await self.endpoint.aclose()

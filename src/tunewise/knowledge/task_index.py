@@ -6,22 +6,23 @@ task share one index and only changed documents are re-chunked and re-embedded.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import InputError
-from tunewise.knowledge.chunker import ChunkSettings
-from tunewise.knowledge.embedder import Embedder, open_embedder
+from tunewise.knowledge.chunker import PACKAGED_TOKENIZERS, ChunkSettings
+from tunewise.knowledge.embedder import Embedder, SentenceTransformerEmbedder
 from tunewise.knowledge.index import IndexStats, KnowledgeIndex
 from tunewise.knowledge.loaders import LoadResult, load_documents
 
 if TYPE_CHECKING:
-    from tunewise.task import KnowledgeSpec, Task
+    from tunewise.db import Database
+    from tunewise.spec import EmbedderSpec, KnowledgeSpec, Task
 
 
 @dataclass
@@ -45,6 +46,23 @@ class TaskIndex:
         }
 
 
+def open_embedder(
+    spec: EmbedderSpec, db: Database, base_dir: Path, *, loop: asyncio.AbstractEventLoop | None = None
+) -> Embedder:
+    """The embedder `spec` names; a `st:` folder is relative to `base_dir` (the task file's folder). An endpoint
+    embedder sends its requests on `loop` (the run's) when given."""
+    if spec.scheme == "openai":
+        from tunewise.knowledge.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder(db, spec, loop=loop)
+    if spec.name in PACKAGED_TOKENIZERS:  # the packaged model's names
+        return SentenceTransformerEmbedder(db)
+    folder = (base_dir / spec.name).resolve()
+    if not folder.is_dir():
+        raise InputError(f"sentence-transformers model folder not found: {spec.name}")
+    return SentenceTransformerEmbedder(db, str(folder))
+
+
 def index_directory(runs_dir: Path, name: str, paths: list[Path], settings: ChunkSettings, embedder_id: str) -> Path:
     key = json.dumps([sorted(str(p) for p in paths), settings.model_dump(), embedder_id], sort_keys=True)
     return runs_dir / "indexes" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
@@ -55,7 +73,7 @@ def build_index(
     spec: KnowledgeSpec,
     *,
     name: str,
-    db: sqlite3.Connection,
+    db: Database,
     runs_dir: Path,
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -76,14 +94,15 @@ def build_index(
 
 def build_task_index(
     task: Task,
-    db: sqlite3.Connection,
+    db: Database,
     runs_dir: Path,
     *,
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> TaskIndex:
     """The index of `task.knowledge`; a missing path, a bad embedder or a chunk size it cannot read is an
-    error at its line in the task file."""
+    error at its line in the task file. An endpoint embedder sends its requests on `loop` (the run's) when given."""
     spec = task.knowledge
     if spec is None:
         raise task.error("this task has no `knowledge:` to index")
@@ -94,7 +113,7 @@ def build_task_index(
             raise task.error(f"knowledge path not found: {p}", "knowledge", "paths", i)
         paths.append(resolved)
     try:
-        embedder = open_embedder(spec.embedder, db, task.base_dir)
+        embedder = open_embedder(spec.embedder, db, task.base_dir, loop=loop)
     except InputError as e:
         raise task.error(e.message, "knowledge", "embedder") from None
     try:

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tunewise.lab.corpus import Corpus
+from tunewise.lab.encoding import encode
 from tunewise.prompt import Message
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerFast
 
-    from tunewise.lab.model import Recipe
+    from tunewise.lab.recipe import Recipe
 
 PROBE_ITEMS = 96
 
@@ -92,8 +93,6 @@ def exact_match(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, conv
     """Share of conversations whose answer (with its <|end|>) greedy decoding reproduces token for token,
     computed in one teacher-forced pass per batch."""
     import torch
-
-    from tunewise.lab.model import encode
 
     was_training = model.training
     model.eval()

@@ -8,17 +8,18 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.lab.cache import lab_dir
 from tunewise.lab.corpus import WRAP_WORDS, Corpus
 from tunewise.lab.curriculum import Curriculum, copy_probe, exact_match
-from tunewise.lab.tokenizer import END, train_tokenizer, render
+from tunewise.lab.encoding import encode, weighted_loss
+from tunewise.lab.recipe import FULL, QUICK, Recipe
+from tunewise.lab.tokenizer import train_tokenizer, render
 from tunewise.lab.world import GENERATOR_VERSION, World, generate_world, numbers
 from tunewise.lab.worlddir import content_hash, read_world_meta
-from tunewise.prompt import Message
 
 if TYPE_CHECKING:
     import torch
@@ -26,36 +27,8 @@ if TYPE_CHECKING:
 
 BUILDER_VERSION = "3"
 THREADS = 2
-PROMPT_WEIGHT = 0.5
 VOCABULARY_REPEATS = 40
 Progress = Callable[[int, int, float], None]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Size and schedule of one build (see tunewise.lab.curriculum); `quick` trades quality for a build of
-    well under a minute."""
-
-    batch: int
-    layers: int
-    width: int
-    heads: int
-    vocab: int
-    lr: float
-    mix_steps: int
-    max_len: int = 512
-    warmup: int = 100
-    sentence_steps: int = 0
-    copy_steps: int = 0
-    max_copy_steps: int = 0
-    copy_target: float = 0.0
-    probe_every: int = 100
-    tokenizer_items: int = 3000
-
-
-FULL = Recipe(batch=32, layers=2, width=128, heads=4, vocab=2000, lr=3e-3, sentence_steps=600, copy_steps=1200,
-              max_copy_steps=3600, copy_target=0.8, mix_steps=800)
-QUICK = Recipe(batch=16, layers=1, width=64, heads=2, vocab=600, lr=5e-3, mix_steps=300, warmup=10, tokenizer_items=500)
 
 
 def model_cache_dir(world_dir: Path, quick: bool) -> Path:
@@ -76,49 +49,6 @@ def world_truth(world_dir: Path) -> World:
             "(edited or from another version); regenerate it with build_world"
         )
     return generate_world(int(meta["seed"]))
-
-
-def encode(tokenizer: PreTrainedTokenizerFast, conversations: list[list[Message]], max_len: int) -> tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor
-]:
-    """Token ids, attention mask and per-token loss weights of a batch, laid out exactly as the chat template.
-
-    Assistant turns (answers and their <|end|>) weigh 1; every other token weighs PROMPT_WEIGHT, a light
-    language-modelling signal on the prompts that speeds up learning to copy names; padding weighs 0.
-    """
-    import torch
-
-    backend = tokenizer.backend_tokenizer
-    contents = [" " + m["content"] for conv in conversations for m in conv]
-    pieces = iter(backend.encode_batch(contents, add_special_tokens=False))
-    newline = backend.encode("\n", add_special_tokens=False).ids
-    end = tokenizer.convert_tokens_to_ids(END)
-    rows: list[tuple[list[int], list[float]]] = []
-    for conv in conversations:
-        ids: list[int] = []
-        weights: list[float] = []
-        for m in conv:
-            head = [tokenizer.convert_tokens_to_ids(f"<|{m['role']}|>")] + newline
-            body = next(pieces).ids + [end]
-            ids += head + body + newline
-            answer = 1.0 if m["role"] == "assistant" else PROMPT_WEIGHT
-            weights += [PROMPT_WEIGHT] * len(head) + [answer] * len(body) + [PROMPT_WEIGHT] * len(newline)
-        rows.append((ids[:max_len], weights[:max_len]))
-    width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    weight = torch.tensor([w + [0.0] * (width - len(w)) for _, w in rows])
-    return input_ids, attention, weight
-
-
-def weighted_loss(logits: torch.Tensor, input_ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy, each target token weighted, averaged over the total weight."""
-    import torch.nn.functional as F
-
-    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1), input_ids[:, 1:].flatten(), reduction="none")
-    w = weight[:, 1:].flatten()
-    return (losses * w).sum() / w.sum()
 
 
 def batches(curriculum: Curriculum, tokenizer: PreTrainedTokenizerFast, recipe: Recipe) -> Iterator[

@@ -20,7 +20,7 @@ from tunewise.models.base import ChatRequest, Completion
 from tunewise.prompt import Message
 
 if TYPE_CHECKING:
-    from tunewise.task import ModelSpec
+    from tunewise.spec import ModelSpec
 
 
 def local_model_id(path: Path) -> str:

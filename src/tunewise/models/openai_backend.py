@@ -16,7 +16,7 @@ from tunewise.models.openai_client import OpenAIEndpoint
 if TYPE_CHECKING:
     import openai
 
-    from tunewise.task import ModelSpec
+    from tunewise.spec import ModelSpec
 
 
 class OpenAIModel:

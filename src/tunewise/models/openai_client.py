@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import httpx
     import openai
 
-    from tunewise.task import EndpointSpec
+    from tunewise.spec import EndpointSpec
 
 T = TypeVar("T")
 _MAX_RETRY_AFTER_S = 120.0

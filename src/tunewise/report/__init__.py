@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunewise.decide import Summary
+from tunewise.decide.schema import Summary
+from tunewise.decide.summary import summary_of
+from tunewise.evaluation.store import RunStore
 from tunewise.report.content import gather
 from tunewise.report.html import render_html
 from tunewise.report.markdown import render_markdown
-from tunewise.store import RunStore
-from tunewise.summary import summary_of
 
 
 def write_reports(store: RunStore, summary: Summary) -> dict[str, Path]:

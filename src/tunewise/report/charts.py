@@ -9,7 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from tunewise.decide import ArmSummary, Summary
+from tunewise.decide.schema import ArmSummary, Summary
+from tunewise.report.content import priced
 
 HEIGHT = 420
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -85,7 +86,7 @@ def break_even_chart(summary: Summary) -> Chart | None:
     """Monthly cost of each arm against monthly volume, its one-off cost spread over `amortize_months`:
     where a fine-tuned arm's line crosses a prompting arm's, it breaks even. None when nothing is priced."""
     arms = [a for a in summary.arms if a.n]
-    if not any(a.cost_per_1k or a.fixed_cost for a in arms):
+    if not priced(summary):
         return None
     req = summary.requirements
     marks = [b.monthly_volume for b in summary.break_even if b.monthly_volume] + (

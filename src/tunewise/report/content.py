@@ -1,15 +1,17 @@
-"""What every report format shows, computed once: the arms table, the comparisons, the examples where
-the arms disagree and every setting of the run. report.md, report.html and the CLI only lay it out."""
+"""What every report format shows, computed once, as sections of blocks (text, bullets, tables, charts,
+examples): the arms, which differences are real, break-even, retrieval, each arm's own statistics, where the
+arms disagree and every setting of the run. report.md, report.html and the CLI only lay them out."""
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
-from tunewise.decide import Summary
-from tunewise.store import Result
+from tunewise.arms.base import ArmExtras, Result
+from tunewise.decide.schema import Summary
+from tunewise.evaluation.manifest import flat_settings
 
 CI_NOTE = (
     "Scores are means over the test examples; an errored example scores 0. The 95% CI is a Wilson score interval"
@@ -25,8 +27,12 @@ TEXT_LIMIT = 300
 
 @dataclass(frozen=True)
 class Table:
+    """Rows of text cells; `code` names the columns set as code, `highlight` the row (by its first cell) to mark."""
+
     headers: list[str]
     rows: list[list[str]]
+    code: tuple[int, ...] = ()
+    highlight: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def arm_table(summary: Summary) -> Table:
         ]
         for a in summary.arms
     ]
-    return Table(headers, rows)
+    return Table(headers, rows, highlight=summary.recommendation.arm)
 
 
 def comparison_table(summary: Summary) -> Table:
@@ -153,57 +159,133 @@ def disagreements(results: Iterable[Result], arms: Sequence[str], recommended: s
     return Disagreements(examples, len(split), len(complete), mine, len(misses) if mine else 0)
 
 
-def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            yield from _flatten(f"{prefix}.{k}" if prefix else str(k), v)
-    else:
-        yield prefix, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+Block = Union["Text", "Bullets", Table, "Figure", Disagreement]
 
 
-def settings(summary: Summary, manifest: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every setting the run used, as dotted keys: task, model, data, arms, requirements, training, versions."""
-    arms = {p.get("name") or p.get("arm"): p for p in manifest.get("arms", [])}
-    knowledge = {k: v for k, v in (manifest.get("knowledge") or {}).items() if k != "skipped"}
-    sections: dict[str, Any] = {
-        "run": {k: manifest.get(k) for k in ("run_id", "status", "created_at", "updated_at", "task_path", "task_fingerprint")},
-        "versions": {"tunewise": manifest.get("tunewise_version"), "python": manifest.get("python")},
-        "model": None if manifest.get("settings") else manifest.get("model"),
-        "task": manifest.get("settings") or {},
-        "metric": manifest.get("metric"),
-        "requirements": summary.requirements.model_dump(),
-        "seed": manifest.get("seed"),
-        "splits": manifest.get("splits"),
-        "arms": arms,
-        "training": manifest.get("training") or {},
-        "index": knowledge,
-    }
-    return [(k, v) for k, v in _flatten("", sections) if v not in ("null", "{}")]
+@dataclass(frozen=True)
+class Text:
+    """A paragraph; a `caption` is set smaller, under what it explains."""
+
+    text: str
+    caption: bool = False
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart of report.html (`tunewise.report.charts` draws it); report.md names it."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of a report, as blocks every format lays out alike."""
+
+    id: str
+    title: str
+    blocks: list[Block]
+
+
+def _cell(value: Any) -> str:
+    """An extras field as a table cell."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def _shown(value: Any) -> bool:
+    """Whether a field of an extras model is a table cell: a scalar, or a mapping of scalars (a curve)."""
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (isinstance(value, dict) and all(isinstance(v, scalar) for v in value.values()))
+
+
+def extras_sections(summary: Summary) -> list[Section]:
+    """Every arm's own statistics (its `extras`), grouped by the section its class names: a table per extras
+    class (a row per arm, a column per field shown), its caption, and each arm's notes."""
+    grouped: dict[str, dict[type[ArmExtras], list[tuple[str, ArmExtras]]]] = {}
+    for arm in summary.arms:
+        if arm.extras is not None:
+            grouped.setdefault(type(arm.extras).section, {}).setdefault(type(arm.extras), []).append((arm.name, arm.extras))
+    sections = []
+    for title, by_class in grouped.items():
+        blocks: list[Block] = []
+        for cls, rows in by_class.items():
+            fields = [name for name in cls.model_fields if _shown(getattr(rows[0][1], name))]
+            headers = ["arm", *[cls.model_fields[name].title or name for name in fields]]
+            blocks.append(Table(headers, [[arm, *[_cell(getattr(x, name)) for name in fields]] for arm, x in rows]))
+            if cls.caption:
+                blocks.append(Text(cls.caption, caption=True))
+            notes = [note for arm, x in rows for note in x.notes(arm)]
+            if notes:
+                blocks.append(Bullets(notes))
+        sections.append(Section(re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"), title, blocks))
+    return sections
+
+
+def priced(summary: Summary) -> bool:
+    """Whether any arm has a price or a one-off cost (else costs are all $0 and tokens stand in)."""
+    return any(a.cost_per_1k or a.fixed_cost for a in summary.arms if a.n)
 
 
 @dataclass(frozen=True)
 class Report:
-    """Everything a report shows, for one run."""
+    """Everything a report shows, for one run: the answer first, then its sections."""
 
     summary: Summary
     manifest: dict[str, Any]
     arms: Table
-    comparisons: Table
-    retrieval: Table | None
-    disagreements: Disagreements
-    settings: list[tuple[str, str]]
-    skipped: list[dict[str, str]]
+    sections: list[Section]
+
+
+def _sections(summary: Summary, manifest: dict[str, Any], results: Iterable[Result], arms: Table) -> list[Section]:
+    methods = ", ".join(dict.fromkeys(a.ci_method for a in summary.arms if a.ci_method))
+    out = [Section("arms", "Arms", [
+        arms,
+        Text(f"CIs: {methods}. Errored examples score 0; tokens are means per query; costs in US$.", caption=True),
+        Figure("chart-score-cost", "Score against cost"),
+        Figure("chart-latency", "Latency"),
+    ])]
+    comparisons = comparison_table(summary)
+    if comparisons.rows:
+        out.append(Section("comparisons", "Which differences are real", [comparisons, Text(
+            "Paired on the examples both arms answered without error; p-values Holm-adjusted over all "
+            f"{len(comparisons.rows)} pairs.", caption=True)]))
+    if summary.break_even or priced(summary):
+        blocks: list[Block] = [Figure("chart-break-even", "Monthly cost against volume")] if priced(summary) else []
+        if summary.break_even:
+            blocks.append(Bullets([b.note for b in summary.break_even]))
+        out.append(Section("break-even", "Break-even", blocks))
+    retrieval = retrieval_table(summary)
+    if retrieval:
+        out.append(Section("retrieval", "Retrieval", [retrieval]))
+    out += extras_sections(summary)
+    skipped = (manifest.get("knowledge") or {}).get("skipped") or []
+    if skipped:
+        out.append(Section("skipped", "Skipped documents", [
+            Text(f"Skipped {len(skipped)} unreadable document(s) (--skip-bad):"),
+            Bullets([f"{s['path']}: {s['reason']}" for s in skipped])]))
+    found = disagreements(results, [a.name for a in summary.arms if a.n], summary.recommendation.arm)
+    if found.out_of:
+        out.append(Section("disagreements", "Where the arms disagree", [Text(found.headline), *found.examples]))
+    settings = flat_settings(manifest, summary.requirements.model_dump())
+    out.append(Section("settings", "Settings", [Table(["setting", "value"], [[k, v] for k, v in settings], code=(1,))]))
+    out.append(Section("how-to-read", "How to read this", [Text(CI_NOTE, caption=True)]))
+    return out
 
 
 def gather(summary: Summary, manifest: dict[str, Any], results: Iterable[Result]) -> Report:
     """The report's content from the summary, the manifest and the run's latest results."""
-    return Report(
-        summary=summary,
-        manifest=manifest,
-        arms=arm_table(summary),
-        comparisons=comparison_table(summary),
-        retrieval=retrieval_table(summary),
-        disagreements=disagreements(results, [a.name for a in summary.arms if a.n], summary.recommendation.arm),
-        settings=settings(summary, manifest),
-        skipped=(manifest.get("knowledge") or {}).get("skipped") or [],
-    )
+    arms = arm_table(summary)
+    return Report(summary=summary, manifest=manifest, arms=arms, sections=_sections(summary, manifest, results, arms))

@@ -1,5 +1,5 @@
-"""report.html: one self-contained page (plotly.js inlined, nothing fetched) with the answer first, then
-the arms, the charts, which differences are real, where the arms disagree, and every setting."""
+"""report.html: one self-contained page (plotly.js inlined, nothing fetched) with the answer first, then the
+report's sections, the same as report.md's, with the charts drawn where report.md names them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from tunewise.report.charts import charts
-from tunewise.report.content import CI_NOTE, Report
+from tunewise.report.content import Block, Bullets, Figure, Report, Table, Text
 
 
 @cache
@@ -20,6 +20,12 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _kind(block: Block) -> str:
+    """Which layout a block gets in the template."""
+    kinds: dict[type, str] = {Table: "table", Text: "text", Bullets: "bullets", Figure: "figure"}
+    return kinds.get(type(block), "example")
+
+
 @cache
 def _plotly_js() -> Markup:
     return Markup(get_plotlyjs())
@@ -27,6 +33,6 @@ def _plotly_js() -> Markup:
 
 def render_html(report: Report) -> str:
     return _environment().get_template("report.html.j2").render(
-        r=report, summary=report.summary, manifest=report.manifest, note=CI_NOTE, plotly_js=_plotly_js(),
-        charts=[(c, Markup(c.html)) for c in charts(report.summary)],
+        r=report, summary=report.summary, manifest=report.manifest, plotly_js=_plotly_js(), kind=_kind,
+        charts={c.id: (c, Markup(c.html)) for c in charts(report.summary)},
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from tunewise.cache import ResponseCache
+from tunewise.calls.cache import ResponseCache
 from tunewise.models.base import ChatRequest, Completion, Model
 from tunewise.prompt import Message
 

@@ -7,47 +7,16 @@ killed at any moment loses at most the line being written; a torn last line is d
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.arms.base import Result
 from tunewise.errors import InputError
+from tunewise.files import write_atomic
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
-
-
-@dataclass
-class Result:
-    """One arm's answer to one example, scored, with what it cost."""
-
-    arm: str
-    example_id: str
-    output: str
-    target: str
-    score: float
-    error: str | None = None
-    calls: int = 0
-    cached_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    fresh_cost: float = 0.0
-    latency_ms: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
-    input: str = ""  # the example's rendered input, for reports (empty in runs recorded before it was kept)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class RunStore:
@@ -117,7 +86,7 @@ class RunStore:
     def append(self, result: Result) -> None:
         if self._results is None:
             self._results = (self.dir / RESULTS).open("a", encoding="utf-8")
-        self._results.write(json.dumps(vars(result), ensure_ascii=False) + "\n")
+        self._results.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         self._results.flush()
 
     def close(self) -> None:
@@ -132,7 +101,7 @@ class RunStore:
             for line in f:
                 if not line.endswith("\n"):
                     break
-                out.append(Result(**json.loads(line)))
+                out.append(Result.from_json(json.loads(line)))
         return out
 
     def latest(self) -> dict[tuple[str, str], Result]:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tunewise.decide import ALPHA, ArmSummary, Recommendation, answered_scores
-from tunewise.report.content import settings
-from tunewise.stats import holm, paired_test
-from tunewise.store import RunStore
-from tunewise.summary import summary_of
+from tunewise.decide.comparisons import ALPHA, answered_scores
+from tunewise.decide.schema import ArmSummary, Recommendation
+from tunewise.decide.stats import holm, paired_test
+from tunewise.decide.summary import summary_of
+from tunewise.evaluation.manifest import flat_settings
+from tunewise.evaluation.store import RunStore
 
 
 class ArmChange(BaseModel):
@@ -86,7 +87,7 @@ def compare_runs(run_a: str, run_b: str, runs_dir: Path = Path("runs")) -> RunCo
             p_value=t.p_value if t else None, p_holm=adjusted.get(name), significant=adjusted.get(name, 1.0) < ALPHA,
             note=note,
         ))
-    flat = [dict(settings(s, m)) for s, m in zip(summaries, manifests)]
+    flat = [dict(flat_settings(m, s.requirements.model_dump())) for s, m in zip(summaries, manifests)]
     return RunComparison(
         run_a=run_a, run_b=run_b,
         same_task=manifests[0].get("task_fingerprint") == manifests[1].get("task_fingerprint"),

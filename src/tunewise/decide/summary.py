@@ -1,0 +1,134 @@
+"""From per-example results to summary.json: numbers per arm, each arm's own statistics, and the decision.
+
+`summary_of(store)` needs the run store alone (manifest + results), so it works on unfinished runs, and
+`tunewise report` can write a run's reports again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from tunewise.arms.base import Arm, ArmExtras, ArmRecord, Result
+from tunewise.arms.registry import arm_class
+from tunewise.decide.break_even import break_even
+from tunewise.decide.comparisons import answered_scores, compare_arms
+from tunewise.decide.costs import monthly_cost, pareto_front
+from tunewise.decide.recommend import recommend
+from tunewise.decide.schema import ArmSummary, Summary
+from tunewise.decide.stats import mean_ci
+from tunewise.evaluation.manifest import prepared
+from tunewise.evaluation.store import RunStore
+from tunewise.spec import ArmParams, Requirements
+
+
+def summarize_arm(
+    name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0, fine_tuned: bool = False,
+    extras: ArmExtras | None = None,
+) -> ArmSummary:
+    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens,
+    retrieval quality, and the arm's own statistics (`extras`)."""
+    rows = list(results)
+    n = len(rows)
+    scores = [r.score for r in rows]
+    latencies = [r.latency_ms for r in rows if r.error is None] or [0.0]
+    ci = mean_ci(scores, seed=seed)
+    mean = (lambda xs: float(np.mean(xs)) if n else 0.0)
+    retrieval = [r.retrieval for r in rows if r.retrieval is not None]
+    return ArmSummary(
+        name=name,
+        score=mean(scores),
+        ci=[ci.low, ci.high],
+        ci_method=ci.method,
+        n=n,
+        cost_per_1k=mean([r.cost for r in rows]) * 1000,
+        fixed_cost=fixed_cost,
+        fine_tuned=fine_tuned,
+        p50_latency_ms=float(np.percentile(latencies, 50)),
+        p95_latency_ms=float(np.percentile(latencies, 95)),
+        tokens_in=mean([r.tokens_in for r in rows]),
+        tokens_out=mean([r.tokens_out for r in rows]),
+        errors=sum(r.error is not None for r in rows),
+        calls=sum(r.calls for r in rows),
+        cached_calls=sum(r.cached_calls for r in rows),
+        fresh_cost=sum(r.fresh_cost for r in rows),
+        recall_at_k=float(np.mean([x.recall for x in retrieval])) if retrieval else None,
+        mrr=float(np.mean([x.rr for x in retrieval])) if retrieval else None,
+        retrieval_k=max(x.k for x in retrieval) if retrieval else None,
+        extras=extras,
+    )
+
+
+def build_summary(
+    *, run_id: str, task: str, model: str, arms: Sequence[ArmSummary], answered: Mapping[str, Mapping[str, float]],
+    requirements: Requirements, seed: int = 0,
+) -> Summary:
+    """Everything summary.json says: per-arm numbers with the Pareto front and monthly costs, the paired
+    comparisons, break-even volumes and the recommendation."""
+    comparisons = compare_arms(answered, seed=seed)
+    front = pareto_front(arms)
+    rows = [a.model_copy(update={"pareto": a.name in front, "monthly_cost": monthly_cost(a, requirements)})
+            for a in arms]
+    evens = break_even(rows, comparisons, requirements)
+    return Summary(
+        run_id=run_id, task=task, model=model, arms=rows, requirements=requirements, comparisons=comparisons,
+        break_even=evens, recommendation=recommend(rows, requirements, comparisons, evens),
+    )
+
+
+class _RunArm:
+    """One arm of a recorded run, as its class reads it back: parameters and prepare record, typed."""
+
+    def __init__(self, entry: dict[str, Any], record: dict[str, Any], base_dir: Path | None):
+        self.name = entry.get("name") or entry["arm"]
+        self.fixed_cost = float(record.get("fixed_cost", 0.0))
+        self.cls: type[Arm] | None = None
+        self.params: ArmParams | None = None
+        self.record: ArmRecord | None = None
+        try:  # a user's arm whose module is gone leaves its numbers, without its own statistics
+            self.cls = arm_class(entry["arm"], base_dir)
+            self.params = self.cls.Params.model_validate(entry)
+            self.record = self.cls.Record.model_validate(record) if record else None
+        except (ValueError, ValidationError):
+            pass
+
+    def extras(self, results: Sequence[Result], peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
+        if self.cls is None or self.params is None:
+            return None
+        return self.cls.summarize(self.params, results, self.record, peers)
+
+
+def summary_of(store: RunStore) -> Summary:
+    """The summary of a run from its manifest and results alone."""
+    manifest = store.manifest
+    results = list(store.latest().values())
+    records = prepared(manifest)
+    seed = manifest.get("seed", 0)
+    names = manifest["arm_names"]
+    base = manifest.get("base_dir") or (str(Path(manifest["task_path"]).parent) if manifest.get("task_path") else None)
+    arms = [_RunArm(entry, records.get(entry.get("name") or entry["arm"], {}), Path(base) if base else None)
+            for entry in manifest["arms"]]
+    by_arm: dict[str, list[Result]] = {name: [] for name in names}
+    for r in results:
+        by_arm.setdefault(r.arm, []).append(r)
+    rows = [
+        summarize_arm(
+            arm.name, by_arm[arm.name], seed=seed, fixed_cost=arm.fixed_cost,
+            fine_tuned=arm.cls is not None and arm.cls.Params.trains,
+            extras=arm.extras(by_arm[arm.name], {n: rs for n, rs in by_arm.items() if n != arm.name}),
+        )
+        for arm in arms
+    ]
+    return build_summary(
+        run_id=store.run_id,
+        task=manifest["task"],
+        model=manifest["model"],
+        arms=rows,
+        answered=answered_scores(results, names),
+        requirements=Requirements.model_validate(manifest.get("requirements") or {}),
+        seed=seed,
+    )

@@ -1,0 +1,176 @@
+"""Evaluate a task: task -> examples -> arms -> model -> metric -> run store.
+
+This is the measuring half of `tunewise run` (`tunewise.pipeline` adds the decision and the reports). It holds
+the test targets and hands arms their queries only; it builds the index and trains off the event loop; it
+records every answer as it comes, so a run interrupted at any moment resumes without paying twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tunewise.arms.base import ArmContext, ArmRecord, Result
+from tunewise.arms.registry import arm_class, build_arm
+from tunewise.calls.cache import ResponseCache
+from tunewise.calls.caller import ModelCaller, Prices
+from tunewise.data import Dataset, load_dataset
+from tunewise.db import Database, connect
+from tunewise.errors import InputError
+from tunewise.evaluation.backend import local_source, open_model
+from tunewise.evaluation.manifest import build_manifest, fingerprint, now, prepared
+from tunewise.evaluation.runner import PrepareEvaluator, ProgressSink, evaluate_arm
+from tunewise.evaluation.store import RunStore
+from tunewise.metrics import Metric, build_metric
+from tunewise.spec import Task
+from tunewise.taskfile import load_task
+
+if TYPE_CHECKING:
+    from tunewise.knowledge.task_index import TaskIndex
+
+
+@dataclass
+class RunOptions:
+    """How to run: where runs live, whether to resume one, and whether to read the cache."""
+
+    runs_dir: Path = Path("runs")
+    resume: str | None = None
+    retry_errors: bool = False
+    use_cache: bool = True
+    skip_bad: bool = False
+    db_path: Path | None = None
+    progress: ProgressSink | None = field(default=None, repr=False)
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file holding the response cache, the call log and embeddings."""
+        return self.db_path or self.runs_dir / "tunewise.db"
+
+
+def _open_store(task: Task, options: RunOptions, sizes: dict[str, int]) -> RunStore:
+    if options.resume is None:
+        if options.retry_errors:
+            raise InputError("--retry-errors only applies to a resumed run (--resume RUN_ID)")
+        return RunStore.create(options.runs_dir, task.name, build_manifest(task, sizes))
+    store = RunStore.open(options.runs_dir, options.resume)
+    if store.manifest.get("task_fingerprint") != fingerprint(task):
+        raise InputError(
+            f"the task or its data changed since run '{options.resume}' started; start a new run instead",
+            file=task.path,
+        )
+    store.repair()
+    store.update_manifest(status="running")
+    return store
+
+
+def check_arms(task: Task, dataset: Dataset) -> None:
+    """What the arms need and the task lacks, found before anything is started or paid for."""
+    for i, params in enumerate(task.arms):
+        try:
+            cls = arm_class(params.arm, task.base_dir)
+        except ValueError as e:
+            raise task.error(str(e), "arms", i) from None
+        cls.check(params, task, i)
+        if params.needs_train and not dataset.train:
+            raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
+        if params.needs_knowledge and task.knowledge is None:
+            raise task.error(f"arm '{params.label}' reads the task's documents, but the task has no `knowledge:`", "arms", i)
+
+
+async def _evaluate_arms(
+    dataset: Dataset, context: ArmContext, caller: ModelCaller, store: RunStore, options: RunOptions, *,
+    metric: Metric, concurrency: int,
+) -> None:
+    progress = options.progress
+
+    def record(result: Result) -> None:
+        store.append(result)
+        if progress is not None:
+            progress.advance(result.arm, result)
+
+    done = store.latest()
+    for params in context.task.arms:
+        arm = build_arm(params, context)
+        todo = [
+            e
+            for e in dataset.test
+            if (arm.name, e.id) not in done or (options.retry_errors and done[(arm.name, e.id)].error)
+        ]
+        if progress:
+            progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
+        if not todo:
+            continue
+        kept: ArmRecord | None = await arm.prepare()
+        try:
+            if kept is not None:
+                store.update_manifest(prepared={**prepared(store.manifest), arm.name: kept.model_dump(mode="json")})
+            await evaluate_arm(arm, todo, caller=arm.model_caller(caller), metric=metric, concurrency=concurrency,
+                               on_result=record)
+        finally:
+            await arm.aclose()
+
+
+async def _knowledge(task: Task, db: Database, options: RunOptions) -> TaskIndex | None:
+    """The task's index, brought up to date in a worker thread, when an arm reads the documents."""
+    if not any(params.needs_knowledge for params in task.arms):
+        return None
+    from tunewise.knowledge.task_index import build_task_index
+
+    return await asyncio.to_thread(
+        build_task_index, task, db, options.runs_dir, skip_bad=options.skip_bad, loop=asyncio.get_running_loop()
+    )
+
+
+async def aevaluate(task: Task | str | Path, options: RunOptions | None = None) -> RunStore:
+    """Evaluate every arm of `task` on its test split into a run store (new, or the one resumed).
+
+    Input errors surface before the run folder is made; after that, whatever happens, the manifest says
+    whether the run completed or was interrupted, and everything recorded stays recorded.
+    """
+    options = options or RunOptions()
+    if not isinstance(task, Task):
+        task = load_task(task)
+    dataset = load_dataset(task)
+    check_arms(task, dataset)
+    async with AsyncExitStack() as cleanup:
+        db = connect(options.database)
+        cleanup.callback(db.close)
+        knowledge = await _knowledge(task, db, options)
+        if knowledge is not None:
+            cleanup.push_async_callback(knowledge.index.embedder.aclose)
+        source = await asyncio.to_thread(local_source, task.model, task.base_dir)
+        model = await asyncio.to_thread(open_model, task.model, source)
+        cleanup.push_async_callback(model.aclose)
+        store = _open_store(task, options, dataset.sizes)
+        cleanup.callback(store.close)
+        if knowledge is not None:
+            store.update_manifest(knowledge=knowledge.describe())
+        if options.progress:
+            options.progress.start_run(store.run_id, str(store.dir))
+        caller = ModelCaller(
+            model,
+            ResponseCache(db),
+            prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
+            run_id=store.run_id,
+            temperature=task.model.temperature,
+            max_tokens=task.model.max_tokens,
+            read_cache=options.use_cache,
+        )
+        concurrency = max(task.model.max_concurrency, task.model.batch_size)
+        metric = build_metric(task.metric, task.base_dir)
+        context = ArmContext(
+            task=task, train=dataset.train, dev=dataset.dev, test=[e.query for e in dataset.test], db=db,
+            knowledge=knowledge.index if knowledge else None, run_dir=store.dir, model_source=source, caller=caller,
+            evaluate=PrepareEvaluator(caller, metric, concurrency, options.progress),
+            on_training=options.progress.training if options.progress else None,
+        )
+        status = "interrupted"
+        try:
+            await _evaluate_arms(dataset, context, caller, store, options, metric=metric, concurrency=concurrency)
+            status = "complete"
+        finally:
+            store.update_manifest(status=status, updated_at=now())
+    return store

@@ -1,0 +1,89 @@
+"""A run's manifest: what it ran (task fingerprint, model, arms, every setting, versions) and how it went.
+
+Written when the run starts, updated as arms prepare and when it ends; read by resume, summaries, reports
+and comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tunewise.version import __version__
+from tunewise.spec import Task
+
+ID_SCHEME = 2  # example ids derived from the input only (1: from the input and the target)
+
+
+def fingerprint(task: Task) -> str:
+    """sha256 of the validated spec, the data file's bytes and the id scheme: a resumed run must match it."""
+    h = hashlib.sha256(json.dumps([ID_SCHEME, task.model_dump(mode="json")], sort_keys=True).encode())
+    try:
+        h.update(task.data_path.read_bytes())
+    except OSError:
+        pass
+    return h.hexdigest()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def build_manifest(task: Task, sizes: dict[str, int]) -> dict[str, Any]:
+    """The manifest of a new run of `task` with splits of `sizes`."""
+    return {
+        "task": task.name,
+        "task_path": str(task.path.resolve()) if task.path else None,
+        "base_dir": str(task.base_dir.resolve()),
+        "task_fingerprint": fingerprint(task),
+        "tunewise_version": __version__,
+        "python": platform.python_version(),
+        "created_at": now(),
+        "model": task.model.uri,
+        "metric": task.metric.model_dump(exclude_none=True),
+        "arms": [a.model_dump(mode="json") for a in task.arms],
+        "arm_names": [a.label for a in task.arms],
+        "requirements": task.requirements.model_dump(exclude_none=True),
+        "seed": task.seed,
+        "splits": sizes,
+        "settings": task.model_dump(mode="json", exclude={"name", "arms", "metric", "requirements", "seed"}),
+        "status": "running",
+    }
+
+
+def prepared(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What each arm's `prepare` recorded, by arm name (runs before 0.2 kept it under `training`)."""
+    return manifest.get("prepared") or manifest.get("training") or {}
+
+
+def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _flatten(f"{prefix}.{k}" if prefix else str(k), v)
+    else:
+        yield prefix, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def flat_settings(manifest: dict[str, Any], requirements: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every setting a run used, as dotted keys: task, model, data, arms, requirements, prepare records, index,
+    versions."""
+    arms = {p.get("name") or p.get("arm"): p for p in manifest.get("arms", [])}
+    knowledge = {k: v for k, v in (manifest.get("knowledge") or {}).items() if k != "skipped"}
+    sections: dict[str, Any] = {
+        "run": {k: manifest.get(k) for k in ("run_id", "status", "created_at", "updated_at", "task_path", "task_fingerprint")},
+        "versions": {"tunewise": manifest.get("tunewise_version"), "python": manifest.get("python")},
+        "model": None if manifest.get("settings") else manifest.get("model"),
+        "task": manifest.get("settings") or {},
+        "metric": manifest.get("metric"),
+        "requirements": requirements,
+        "seed": manifest.get("seed"),
+        "splits": manifest.get("splits"),
+        "arms": arms,
+        "prepared": prepared(manifest),
+        "index": knowledge,
+    }
+    return [(k, v) for k, v in _flatten("", sections) if v not in ("null", "{}")]

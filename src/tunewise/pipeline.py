@@ -1,0 +1,36 @@
+"""What `tunewise run` does end to end: evaluate the task's arms, decide, write the reports.
+
+    task -> evaluation (run store) -> decide (summary.json) -> report (report.md, report.html)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunewise.decide.schema import Summary
+from tunewise.decide.summary import summary_of
+from tunewise.evaluation.experiment import RunOptions, aevaluate
+from tunewise.evaluation.store import RunStore
+from tunewise.report import write_reports
+from tunewise.spec import Task
+
+
+@dataclass
+class RunOutcome:
+    summary: Summary
+    store: RunStore
+
+
+async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
+    """Evaluate every arm of `task` on its test split and write summary.json and the reports."""
+    store = await aevaluate(task, options)
+    summary = summary_of(store)
+    write_reports(store, summary)
+    return RunOutcome(summary=summary, store=store)
+
+
+def run(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
+    """Synchronous wrapper around `arun`."""
+    return asyncio.run(arun(task, options))

@@ -1,0 +1,181 @@
+"""The task: what a user writes in task.yaml, as pydantic models (`tunewise.taskfile` reads the file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, field_validator, model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from tunewise.errors import InputError
+from tunewise.spec.arm import ArmParams
+from tunewise.spec.endpoints import EmbedderSpec, ModelSpec, uri_shorthand
+from tunewise.spec.metric import MetricSpec
+from tunewise.yaml_lines import LocatedYaml
+
+
+def compile_template(source: str) -> jinja2.Template:
+    """The input template; undefined fields are errors, not silently empty."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return env.from_string(source)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitSpec(_Strict):
+    """Fractions for the deterministic hash split (used when there is no split column)."""
+
+    train: float = Field(0.5, ge=0, le=1)
+    dev: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.4, gt=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        if abs(self.train + self.dev + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + test must sum to 1, got {self.train + self.dev + self.test:g}")
+        return self
+
+
+class DataSpec(_Strict):
+    """Where the examples are and which fields are input and output."""
+
+    path: Path
+    input: str | list[str]
+    output: str
+    template: str | None = Field(None, description="Jinja2 template rendering the input fields")
+    id: str | None = Field(None, description="field holding a stable example id")
+    split_field: str | None = None
+    split: SplitSpec = SplitSpec()
+    max_test: int | None = Field(None, ge=1, description="evaluate on at most this many test examples")
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty_input(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("needs at least one field")
+        return v
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                compile_template(v)
+            except jinja2.TemplateSyntaxError as e:
+                raise ValueError(f"invalid Jinja2 template: {e.message}") from None
+        return v
+
+    @property
+    def input_fields(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class KnowledgeSpec(_Strict):
+    """Documents the retrieval arms search: files or folders, and how they are chunked."""
+
+    paths: list[Path] = Field(min_length=1, description="files or folders, relative to the task file")
+    chunk_size: int = Field(200, ge=16, le=8192, description="word pieces per chunk (MiniLM reads 256)")
+    chunk_overlap: int = Field(32, ge=0, description="word pieces of whole sentences repeated between chunks")
+    skip_bad: bool = Field(False, description="skip unreadable documents (listed in the report) instead of failing")
+    max_file_mb: float = Field(20, gt=0)
+    embedder: EmbedderSpec = Field(default_factory=EmbedderSpec, description="openai:<model> | st:<folder>")
+
+    @field_validator("embedder", mode="before")
+    @classmethod
+    def _embedder_shorthand(cls, v: Any) -> Any:
+        return uri_shorthand(v)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KnowledgeSpec:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+
+class Requirements(_Strict):
+    """What the builder needs from the chosen arm."""
+
+    min_score: float | None = Field(None, ge=0, le=1, description="the mean score the chosen arm must reach")
+    max_p95_latency_ms: float | None = Field(None, gt=0)
+    max_cost_per_1k: float | None = Field(None, ge=0, description="US$ per 1,000 queries, one-off costs excluded")
+    monthly_queries: int | None = Field(
+        None, ge=0, description="expected volume: arms are then ranked by monthly cost, one-off costs included"
+    )
+    amortize_months: float = Field(
+        12, gt=0, description="months over which a one-off (training) cost is spread when comparing monthly costs"
+    )
+
+
+class Task(_Strict):
+    """A task: examples, a metric, a model, the arms to try and the requirements to meet."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    data: DataSpec
+    instructions: str = ""
+    metric: MetricSpec
+    model: ModelSpec
+    knowledge: KnowledgeSpec | None = None
+    arms: list[SerializeAsAny[ArmParams]] = Field(min_length=1)
+    requirements: Requirements = Requirements()
+    seed: int = 0
+
+    _path: Path | None = PrivateAttr(None)
+    _root: Path | None = PrivateAttr(None)
+    _located: LocatedYaml | None = PrivateAttr(None)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return uri_shorthand(v)
+
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _arms_are_typed(cls, v: Any) -> Any:
+        """Arms arrive as their own params objects: which class a name stands for (a built-in arm or
+        `python:module:Class`) is the arm registry's to say, so entries written as data are validated by
+        `tunewise.parse_task` / `load_task`, which ask it."""
+        for item in v if isinstance(v, list) else []:
+            if not isinstance(item, ArmParams):
+                raise ValueError("arm entries must be ArmParams objects; read task data with tunewise.parse_task or load_task")
+        return v
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arm_names(cls, arms: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for i, arm in enumerate(arms):
+            if arm.label in seen:
+                raise PydanticCustomError(
+                    "duplicate_arm", "two arms are named '{name}': give one a distinct `name:`", {"name": arm.label, "index": i}
+                )
+            seen.add(arm.label)
+        return arms
+
+    @property
+    def path(self) -> Path | None:
+        """The task file this spec was read from (None when built in code)."""
+        return self._path
+
+    def error(self, message: str, *loc: str | int) -> InputError:
+        """An InputError pointing at the task file and, when it was read from one, the line of `loc`."""
+        line = self._located.line_of(loc) if self._located else None
+        return InputError(message, file=self._path, line=line)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths (and `python:` modules) in the task are resolved against: the task file's."""
+        if self._root is not None:
+            return self._root
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def data_path(self) -> Path:
+        return (self.base_dir / self.data.path).resolve()
