@@ -451,24 +451,24 @@ def own_time(stats: pstats.Stats, wanted: list[tuple[str, str]]) -> list[tuple[s
 
 
 _TUNEWISE_SPOTS = [
-    ("tunewise/task.py", "load_task"),
+    ("tunewise/taskfile.py", "load_task"),
     ("tunewise/data.py", "load_dataset"),
-    ("tunewise/task.py", "fingerprint"),
+    ("tunewise/evaluation/manifest.py", "fingerprint"),
     ("tunewise/db.py", "connect"),
-    ("tunewise/store.py", "create"),
-    ("tunewise/caller.py", "request"),
+    ("tunewise/evaluation/store.py", "create"),
+    ("tunewise/calls/caller.py", "request"),
     ("tunewise/models/base.py", "cache_key"),
-    ("tunewise/cache.py", "get"),
+    ("tunewise/calls/cache.py", "get"),
     ("tunewise/models/base.py", "message_dicts"),
     ("tunewise/models/openai_backend.py", "_completions"),
-    ("tunewise/cache.py", "put"),
-    ("tunewise/cache.py", "log_call"),
-    ("tunewise/runner.py", "score_answer"),
-    ("tunewise/store.py", "append"),
-    ("tunewise/summary.py", "summary_of"),
-    ("tunewise/stats.py", "mean_ci"),
+    ("tunewise/calls/cache.py", "put"),
+    ("tunewise/calls/cache.py", "log_call"),
+    ("tunewise/evaluation/runner.py", "score_answer"),
+    ("tunewise/evaluation/store.py", "append"),
+    ("tunewise/decide/summary.py", "summary_of"),
+    ("tunewise/decide/stats.py", "mean_ci"),
     ("tunewise/report/__init__.py", "write_reports"),
-    ("tunewise/store.py", "update_manifest"),
+    ("tunewise/evaluation/store.py", "update_manifest"),
 ]
 
 

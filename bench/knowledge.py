@@ -280,10 +280,8 @@ def stub_model_dir(root: Path) -> Path:
 
 def put_cache(db: Any, embedder_id: str, texts: list[str], vectors: np.ndarray) -> None:
     """Writes the embedding cache table directly (Embedder has no public put)."""
-    from tunewise.db import transaction
-
-    with transaction(db):
-        db.executemany(
+    with db.transaction() as conn:
+        conn.executemany(
             "INSERT OR REPLACE INTO embeddings (embedder, hash, vector) VALUES (?, ?, ?)",
             [(embedder_id, hashlib.sha256(t.encode()).hexdigest(), np.asarray(v, np.float32).tobytes())
              for t, v in zip(texts, vectors)],

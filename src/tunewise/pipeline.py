@@ -26,8 +26,9 @@ class RunOutcome:
 async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
     """Evaluate every arm of `task` on its test split and write summary.json and the reports."""
     store = await aevaluate(task, options)
-    summary = summary_of(store)
-    write_reports(store, summary)
+    results = list(store.latest().values())
+    summary = summary_of(store, results)
+    write_reports(store, summary, results)
     return RunOutcome(summary=summary, store=store)
 
 

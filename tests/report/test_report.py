@@ -99,3 +99,34 @@ def test_when_the_arms_never_disagree_a_few_answers_are_shown_as_they_are():
     d = disagreements(rows, ["a", "b"], "a", limit=6)
     assert d.total == 0 and [e.example_id for e in d.examples] == ["e0", "e1", "e2"]
     assert d.headline == "The arms score all 10 examples the same; 3 of them as they are:"
+
+
+@pytest.mark.slow
+def test_both_formats_hold_the_same_sections_with_every_arms_statistics(tmp_path, server):
+    """Boosting, adaptive retrieval, fine-tuning, retrieval and bootstrapped demonstrations: each section is
+    built once and laid out by both formats, so report.md and report.html hold the same ones, in order."""
+    import tunewise
+    from test_rag import write_knowledge_task
+
+    from tunewise.evaluation.experiment import RunOptions
+
+    task = write_knowledge_task(tmp_path / "task", server.base_url, [
+        "zero_shot", {"few_shot": {"k": 2, "selector": "bootstrap", "max_bootstrap": 12}},
+        {"rag": {"k": 2, "retriever": "bm25"}}, {"adaptive_rag": {"k": 2, "retriever": "bm25", "max_train": 12}},
+        {"self_consistency": {"k": 4}}, {"committee": {"k": 3}}, {"finetune": {"poll_s": 0.01}},
+    ])
+    outcome = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
+    md = (outcome.store.dir / "report.md").read_text()
+    html = (outcome.store.dir / "report.html").read_text()
+    md_sections = re.findall(r"^## (.+)$", md, re.M)
+    html_sections = [re.sub(r"&amp;", "&", t) for t in re.findall(r"<h2 id=\"[^\"]+\">([^<]+)</h2>", html)]
+    assert md_sections == html_sections
+    for title in ("Arms", "Retrieval", "Demonstrations", "Boosting", "Adaptive retrieval", "Fine-tuning",
+                  "Where the arms disagree", "Settings"):
+        assert title in md_sections, title
+    extras = {a.name: a.extras for a in outcome.summary.arms}
+    assert extras["zero_shot"] is None and extras["rag"] is None
+    assert extras["few_shot"].tried == 12 and extras["finetune"].method == "provider"
+    for name, column in (("self_consistency", "maj@k"), ("committee", "vetoed per query"),
+                         ("adaptive_rag", "retrieval rate"), ("finetune", "tokens trained")):
+        assert column in md and column in html, (name, column)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from tunewise.calls.caller import Usage
 from tunewise.data import Example, Query
 from tunewise.spec import ArmParams
 
@@ -37,25 +38,11 @@ class AnswerMeta(_Typed):
     """What an arm records with each answer (demonstrations shown, chunks retrieved, a gate's decision)."""
 
 
-class PrepareUsage(_Typed):
-    """The model calls `prepare` made (on train examples), summed."""
-
-    calls: int = 0
-    cached_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    fresh_cost: float = 0.0
-
-    def __add__(self, other: PrepareUsage) -> PrepareUsage:
-        return PrepareUsage(**{k: getattr(self, k) + getattr(other, k) for k in type(self).model_fields})
-
-
 class ArmRecord(_Typed):
     """What an arm's `prepare` did, kept in the run's manifest: its one-off cost (US$) and calls."""
 
     fixed_cost: float = 0.0
-    usage: PrepareUsage | None = None
+    usage: Usage | None = None
 
 
 class ArmExtras(_Typed):
@@ -140,9 +127,12 @@ class Result:
     retrieval: RetrievalScore | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The results.jsonl line; `pool` and `retrieval` only where the answer has them."""
         out = dict(vars(self))
-        out["pool"] = None if self.pool is None else vars(self.pool)
-        out["retrieval"] = None if self.retrieval is None else vars(self.retrieval)
+        for name in ("pool", "retrieval"):
+            value = out.pop(name)
+            if value is not None:
+                out[name] = vars(value)
         return out
 
     @classmethod
@@ -163,14 +153,9 @@ class Evaluated:
     results: list[Result]
 
     @property
-    def usage(self) -> PrepareUsage:
+    def usage(self) -> Usage:
         """What their calls took, summed: the arm's one-off cost of this evaluation."""
-        rows = self.results
-        return PrepareUsage(
-            calls=sum(r.calls for r in rows), cached_calls=sum(r.cached_calls for r in rows),
-            tokens_in=sum(r.tokens_in for r in rows), tokens_out=sum(r.tokens_out for r in rows),
-            cost=sum(r.cost for r in rows), fresh_cost=sum(r.fresh_cost for r in rows),
-        )
+        return Usage(**{f.name: sum(getattr(r, f.name) for r in self.results) for f in fields(Usage)})
 
 
 AnswerFn = Callable[[Example, "ExampleCaller"], Awaitable[Answer]]

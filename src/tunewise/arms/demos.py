@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from tunewise.arms.base import AnswerFn, ArmContext, ArmRecord, Evaluator, PrepareUsage
+from tunewise.arms.base import AnswerFn, ArmContext, ArmRecord, Evaluator
 from tunewise.data import Example, Query
 from tunewise.prompt import Demo
 
@@ -34,6 +33,14 @@ if TYPE_CHECKING:
     from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
 Selector = Literal["random", "knn", "bootstrap"]
+
+
+class DemoSettings(BaseModel):
+    """How an arm that shows demonstrations chooses them (its params add these fields)."""
+
+    selector: Selector = "random"
+    max_bootstrap: int = Field(32, ge=1, description="bootstrap: train examples tried under the arm's prompt")
+    bootstrap_threshold: float = Field(1.0, ge=0, le=1, description="bootstrap: the score that counts as right")
 
 
 @dataclass(frozen=True)
@@ -64,20 +71,28 @@ def seeded(seed: int, key: str) -> random.Random:
 class DemoSelector:
     """Picks k demonstrations for each query (see the module docstring)."""
 
-    def __init__(self, context: ArmContext, *, k: int, selector: Selector, seed: int):
+    def __init__(self, context: ArmContext, *, k: int, settings: DemoSettings):
         self.context = context
         self.k = k
-        self.selector = selector
-        self.seed = seed
+        self.settings = settings
+        self.seed = context.task.seed
         self.pool: list[Shot] = [Shot(e.id, e.input, e.target) for e in context.train]
         self.embedder: SentenceTransformerEmbedder | None = None
         self.vectors: np.ndarray | None = None
         self.query_vectors: dict[str, np.ndarray] = {}
 
-    async def prepare(self) -> None:
-        """knn: embed the train inputs and every test query at once, off the event loop."""
-        if self.selector != "knn":
-            return
+    async def prepare(self, arm: str, attempt: AnswerFn) -> BootstrapRecord | None:
+        """knn: embed the train inputs and every test query at once, off the event loop; bootstrap: answer
+        train examples under the arm's prompt (`attempt`, which may draw `random_shots`) and keep the right ones."""
+        if self.settings.selector == "knn":
+            await self._embed()
+        if self.settings.selector != "bootstrap":
+            return None
+        assert self.context.evaluate is not None, "the experiment gives arms the prepare-time evaluator"
+        return await self.bootstrap(self.context.evaluate, arm, attempt, tries=self.settings.max_bootstrap,
+                                    threshold=self.settings.bootstrap_threshold)
+
+    async def _embed(self) -> None:
         from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 
         embedder = self.embedder = SentenceTransformerEmbedder(self.context.db)
@@ -94,7 +109,7 @@ class DemoSelector:
         evaluated = await evaluate(arm, order, attempt, label="bootstrap")
         right = [(e, r) for e, r in zip(order, evaluated.results) if r.error is None and r.score >= threshold]
         self.pool = [Shot(e.id, e.input, r.output) for e, r in right]
-        usage: PrepareUsage = evaluated.usage
+        usage = evaluated.usage
         return BootstrapRecord(fixed_cost=usage.cost, usage=usage, tried=len(order), kept=[e.id for e, _ in right],
                                errors=sum(r.error is not None for r in evaluated.results))
 
@@ -116,5 +131,3 @@ class DemoSelector:
         return [self.pool[i] for i in chosen]
 
 
-def shown(shots: Sequence[Shot]) -> list[Demo]:
-    return [s.demo for s in shots]

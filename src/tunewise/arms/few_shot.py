@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tunewise.arms.base import Answer, AnswerMeta, Arm, ArmExtras, ArmParams, ArmRecord, Result
-from tunewise.arms.demos import BootstrapRecord, DemoSelector, Selector, Shot
+from tunewise.arms.demos import BootstrapRecord, DemoSelector, DemoSettings, Shot
 from tunewise.data import Example, Query
 from tunewise.prompt import build_messages
 
@@ -17,14 +17,11 @@ if TYPE_CHECKING:
     from tunewise.calls.caller import ExampleCaller
 
 
-class FewShotParams(ArmParams):
+class FewShotParams(ArmParams, DemoSettings):
     needs_train = True
 
     arm: Literal["few_shot"] = "few_shot"
     k: int = Field(4, ge=1, le=64, description="demonstrations per prompt")
-    selector: Selector = "random"
-    max_bootstrap: int = Field(32, ge=1, description="bootstrap: train examples tried under the arm's prompt")
-    bootstrap_threshold: float = Field(1.0, ge=0, le=1, description="bootstrap: the score that counts as right")
 
 
 class DemoMeta(AnswerMeta):
@@ -62,14 +59,8 @@ class FewShotArm(Arm):
     params: FewShotParams
 
     async def prepare(self) -> ArmRecord | None:
-        p = self.params
-        self.demos = DemoSelector(self.context, k=p.k, selector=p.selector, seed=self.context.task.seed)
-        await self.demos.prepare()
-        if p.selector != "bootstrap":
-            return None
-        assert self.context.evaluate is not None, "the experiment gives arms the prepare-time evaluator"
-        return await self.demos.bootstrap(self.context.evaluate, self.name, self.attempt, tries=p.max_bootstrap,
-                                          threshold=p.bootstrap_threshold)
+        self.demos = DemoSelector(self.context, k=self.params.k, settings=self.params)
+        return await self.demos.prepare(self.name, self.attempt)
 
     async def attempt(self, example: Example, lm: ExampleCaller) -> Answer:
         """A train example answered under this arm's prompt, shown random demonstrations from the rest of train."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tunewise.arms.base import Answer, AnswerMeta, Arm, ArmExtras, ArmParams, ArmRecord, Result, Retrieved
-from tunewise.arms.demos import BootstrapRecord, DemoSelector, Selector, Shot
+from tunewise.arms.demos import BootstrapRecord, DemoSelector, DemoSettings, Shot
 from tunewise.arms.few_shot import bootstrap_extras
 from tunewise.batching import MicroBatcher
 from tunewise.data import Example, Query
@@ -34,14 +34,11 @@ class RagParams(ArmParams):
     retriever: RetrieverName = "hybrid"
 
 
-class FewShotRagParams(RagParams):
+class FewShotRagParams(RagParams, DemoSettings):
     needs_train = True
 
     arm: Literal["few_shot_rag"] = "few_shot_rag"  # type: ignore[assignment]
     shots: int = Field(3, ge=1, le=64, description="demonstrations per prompt")
-    selector: Selector = "random"
-    max_bootstrap: int = Field(32, ge=1, description="bootstrap: train examples tried under the arm's prompt")
-    bootstrap_threshold: float = Field(1.0, ge=0, le=1, description="bootstrap: the score that counts as right")
 
 
 class RagMeta(AnswerMeta):
@@ -86,14 +83,8 @@ class FewShotRagArm(RagArm):
 
     async def prepare(self) -> ArmRecord | None:
         await super().prepare()
-        p = self.params
-        self.selector = DemoSelector(self.context, k=p.shots, selector=p.selector, seed=self.context.task.seed)
-        await self.selector.prepare()
-        if p.selector != "bootstrap":
-            return None
-        assert self.context.evaluate is not None, "the experiment gives arms the prepare-time evaluator"
-        return await self.selector.bootstrap(self.context.evaluate, self.name, self.attempt, tries=p.max_bootstrap,
-                                             threshold=p.bootstrap_threshold)
+        self.selector = DemoSelector(self.context, k=self.params.shots, settings=self.params)
+        return await self.selector.prepare(self.name, self.attempt)
 
     async def attempt(self, example: Example, lm: ExampleCaller) -> Answer:
         """A train example answered under this arm's prompt: retrieval, and random demonstrations from the rest."""

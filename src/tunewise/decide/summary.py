@@ -102,10 +102,10 @@ class _RunArm:
         return self.cls.summarize(self.params, results, self.record, peers)
 
 
-def summary_of(store: RunStore) -> Summary:
-    """The summary of a run from its manifest and results alone."""
+def summary_of(store: RunStore, results: Sequence[Result] | None = None) -> Summary:
+    """The summary of a run from its manifest and results alone (`results`: its latest ones, when already read)."""
     manifest = store.manifest
-    results = list(store.latest().values())
+    results = list(store.latest().values()) if results is None else results
     records = prepared(manifest)
     seed = manifest.get("seed", 0)
     names = manifest["arm_names"]

@@ -225,7 +225,7 @@ def extras_sections(summary: Summary) -> list[Section]:
             fields = [name for name in cls.model_fields if _shown(getattr(rows[0][1], name))]
             headers = ["arm", *[cls.model_fields[name].title or name for name in fields]]
             blocks.append(Table(headers, [[arm, *[_cell(getattr(x, name)) for name in fields]] for arm, x in rows]))
-            if cls.caption:
+            if cls.caption and Text(cls.caption, caption=True) not in blocks:  # classes extending one share it
                 blocks.append(Text(cls.caption, caption=True))
             notes = [note for arm, x in rows for note in x.notes(arm)]
             if notes:
