@@ -60,9 +60,7 @@ def main() -> None:
     outcome = tunewise.run(task, RunOptions(runs_dir=runs))
     print(f"model: {model} ({'quick' if args.quick else 'full'} lab model); run: {outcome.store.dir}")
     print((outcome.store.dir / "report.md").read_text())
-    fields = ("name", "score", "ci", "n", "tokens_in", "calls", "cost_per_1k", "fixed_cost", "maj_at_k", "oracle_at_k",
-              "single", "selected", "coverage", "recovery", "retrieval_rate", "tokens_saved_pct", "tokens_saved_vs",
-              "score_vs_baseline", "necessity")
+    fields = ("name", "score", "ci", "n", "tokens_in", "calls", "cost_per_1k", "fixed_cost", "extras")
     arms = [{k: v for k, v in a.model_dump().items() if k in fields and v is not None} for a in outcome.summary.arms]
     json.dump(arms, sys.stdout, indent=1)
     print()
