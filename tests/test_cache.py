@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
 from tunewise.calls.cache import ResponseCache
 from tunewise.calls.caller import ModelCaller, Prices
-from tunewise.db import MIGRATIONS, connect
+from tunewise.db import MIGRATIONS, connect, statements
+from tunewise.errors import ModelCallError
 from tunewise.models.base import ChatRequest, Completion
 
 
@@ -31,9 +33,9 @@ class CountingModel:
         pass
 
 
-def caller(tmp_path, model, read_cache=True):
-    return ModelCaller(model, ResponseCache(connect(tmp_path / "db.sqlite")), prices=Prices(1.0, 2.0),
-                       run_id="r", temperature=0.7, max_tokens=16, read_cache=read_cache)
+def caller(tmp_path, model, read_cache=True, prices=Prices(1.0, 2.0), run_id="r"):
+    return ModelCaller(model, ResponseCache(connect(tmp_path / "db.sqlite")), prices=prices,
+                       run_id=run_id, temperature=0.7, max_tokens=16, read_cache=read_cache)
 
 
 REQ = ChatRequest.from_messages([{"role": "user", "content": "hi"}], temperature=0.7, max_tokens=16)
@@ -47,7 +49,7 @@ def test_samples_are_cached_one_by_one(tmp_path):
     assert model.sampled == 5  # 2, then only the 3 missing
     assert [s.text for s in more[:2]] == [s.text for s in first]
     assert [s.cached for s in more] == [True, True, False, False, False]
-    assert more[0].cost == first[0].cost == (10 * 1.0 + 2 * 2.0) / 1e6  # a hit keeps its original cost
+    assert more[0].cost == first[0].cost == (10 * 1.0 + 2 * 2.0) / 1e6  # priced from tokens, at this run's prices
     assert more[0].latency_ms == 5.0
     log = c.cache.db.execute("SELECT sample, cache_hit FROM calls ORDER BY id").fetchall()
     assert log == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0), (4, 0)]
@@ -72,6 +74,78 @@ def test_no_cache_still_records(tmp_path):
     assert model.sampled == 2
     cached = asyncio.run(caller(tmp_path, model).complete(REQ, 1, arm="a", example_id="e"))
     assert cached[0].text == "answer 2" and cached[0].cached
+
+
+def test_a_cached_answer_costs_what_the_reading_run_prices_say(tmp_path):
+    model = CountingModel()
+    asyncio.run(caller(tmp_path, model, prices=Prices(1.0, 2.0), run_id="old").complete(REQ, 1, arm="a", example_id="e"))
+    lm = caller(tmp_path, model, prices=Prices(3.0, 5.0), run_id="new").for_example("a", "e")
+    (sample,) = asyncio.run(lm.complete(REQ, 1))
+    assert sample.cached and model.sampled == 1
+    assert sample.cost == lm.usage.cost == (10 * 3.0 + 2 * 5.0) / 1e6
+    assert lm.usage.fresh_cost == 0.0  # nothing was paid for it in this run
+    ledger = lm.caller.cache.db.execute("SELECT run_id, cost, cache_hit FROM calls ORDER BY id").fetchall()
+    assert ledger == [("old", (10 * 1.0 + 2 * 2.0) / 1e6, 0), ("new", (10 * 3.0 + 2 * 5.0) / 1e6, 1)]
+
+
+def test_responses_are_never_overwritten_and_the_ledger_points_at_what_each_run_got(tmp_path):
+    model = CountingModel()
+    asyncio.run(caller(tmp_path, model, run_id="first").complete(REQ, 1, arm="a", example_id="e"))
+    asyncio.run(caller(tmp_path, model, read_cache=False, run_id="no-cache").complete(REQ, 1, arm="a", example_id="e"))
+    c = caller(tmp_path, model, run_id="later")
+    (served,) = asyncio.run(c.complete(REQ, 1, arm="a", example_id="e"))
+    assert served.text == "answer 2" and served.cached  # the newest answer is the one served
+    db = c.cache.db
+    rows = db.execute(
+        "SELECT calls.run_id, responses.text FROM calls JOIN responses ON responses.id = calls.response_id"
+        " ORDER BY calls.id").fetchall()
+    assert rows == [("first", "answer 1"), ("no-cache", "answer 2"), ("later", "answer 2")]
+    for sql in ("UPDATE responses SET text = 'x'", "DELETE FROM responses", "UPDATE calls SET cost = 0",
+                "DELETE FROM calls"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(sql)
+
+
+def test_the_ledger_has_a_row_for_every_call_failed_ones_too(tmp_path):
+    class Failing(CountingModel):
+        async def complete(self, request, n=1, *, first=0):
+            raise ModelCallError("HTTP 401: bad key", status=401)
+
+    c = caller(tmp_path, Failing(), run_id="r1")
+    with pytest.raises(ModelCallError):
+        asyncio.run(c.complete(REQ, 2, arm="a", example_id="e7"))
+    asyncio.run(caller(tmp_path, CountingModel(), run_id="r2").complete(REQ, 1, arm="b", example_id="q1"))
+    rows = c.cache.db.execute(
+        "SELECT run_id, arm, example_id, key, sample, cache_hit, tokens_in, tokens_out, latency_ms, cost, error,"
+        " response_id FROM calls ORDER BY id").fetchall()
+    key = REQ.cache_key("test:counting")
+    assert rows[:2] == [("r1", "a", "e7", key, i, 0, None, None, None, None, "HTTP 401: bad key", None) for i in (0, 1)]
+    assert rows[2][:10] == ("r2", "b", "q1", key, 0, 0, 10, 2, 5.0, (10 * 1.0 + 2 * 2.0) / 1e6)
+    assert rows[2][10] is None and isinstance(rows[2][11], int)
+
+
+def test_a_database_of_the_previous_schema_is_migrated_keeping_its_answers(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, sql in MIGRATIONS[:3]:  # the schema of every database written before the ledger
+        for statement in statements(sql):
+            old.execute(statement)
+        old.execute("INSERT INTO _migrations VALUES (?, 'then')", (name,))
+    key = REQ.cache_key("test:counting")
+    old.execute("INSERT INTO responses (key, sample, model, request, text, tokens_in, tokens_out, latency_ms,"
+                " finish_reason, cost) VALUES (?, 0, 'test:counting', ?, 'old answer', 7, 3, 9.0, 'stop', 0.25)",
+                (key, REQ.json))
+    old.execute("INSERT INTO calls (run_id, arm, example_id, key, sample, cache_hit) VALUES ('r0', 'a', 'e', ?, 0, 0)",
+                (key,))
+    old.close()
+    db = connect(path)
+    assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [n for n, _ in MIGRATIONS]
+    assert db.execute("SELECT run_id, cost, error FROM calls").fetchall() == [("r0", None, None)]
+    c = ModelCaller(CountingModel(), ResponseCache(db), prices=Prices(1.0, 1.0), run_id="r1", temperature=0.7,
+                    max_tokens=16)
+    (sample,) = asyncio.run(c.complete(REQ, 1, arm="a", example_id="e"))
+    assert sample.text == "old answer" and sample.cached and sample.cost == (7 + 3) / 1e6  # priced now, from tokens
 
 
 def test_cache_key_ignores_endpoint_and_secrets():

@@ -54,7 +54,7 @@ def test_the_cache_written_from_the_loop_while_workers_write_and_roll_back(tmp_p
         doomed = asyncio.to_thread(doomed_transactions)
         tasks = [asyncio.ensure_future(w) for w in [*workers, doomed]]
         for i in range(600):  # the loop thread writes cache rows meanwhile, as a run does
-            cache.put(f"key{i}", 0, "m", request, Completion(f"answer {i}", 3, 2, 1.0), 0.5)
+            cache.put(f"key{i}", 0, "m", request, Completion(f"answer {i}", 3, 2, 1.0))
             await asyncio.sleep(0)
         await asyncio.gather(*tasks[:3])
         stop.set()

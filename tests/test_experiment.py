@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from capitals import write_capitals_task
 
 import tunewise
@@ -123,3 +124,53 @@ def test_the_manifest_is_json_with_paths_in_arm_settings_and_keeps_every_task_se
     assert manifest["settings"]["model"]["price_in_per_1m"] == 0.5
     assert manifest["settings"]["data"]["split_field"] == "split"
     assert manifest["requirements"] == {"min_score": 0.7, "amortize_months": 12}
+
+
+def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path, server):
+    from openai_server import OpenAITestServer
+
+    runs = tmp_path / "runs"
+    with OpenAITestServer(max_lifetime_s=120) as other:
+        first = write_capitals_task(tmp_path / "a", server.base_url, arms=["zero_shot"])
+        second = write_capitals_task(tmp_path / "b", other.base_url, arms=["zero_shot"])
+        tunewise.run(first, RunOptions(runs_dir=runs))
+        outcome = tunewise.run(second, RunOptions(runs_dir=runs))
+        assert len(other.log.entries) == 32 and outcome.summary.arms[0].cached_calls == 0
+        shared = write_capitals_task(tmp_path / "c", other.base_url, arms=["zero_shot"], model={"cache_scope": "model"})
+        tunewise.run(write_capitals_task(tmp_path / "d", server.base_url, arms=["zero_shot"],
+                                         model={"cache_scope": "model"}), RunOptions(runs_dir=runs))
+        sent = len(other.log.entries)
+        again = tunewise.run(shared, RunOptions(runs_dir=runs))
+        assert len(other.log.entries) == sent and again.summary.arms[0].cached_calls == 32  # shared on purpose
+
+
+def test_report_prices_a_finished_run_again_without_a_call(tmp_path, server):
+    import subprocess
+    import sys
+
+    import yaml
+
+    task = write_capitals_task(tmp_path / "task", server.base_url)
+    runs = tmp_path / "runs"
+    outcome = tunewise.run(task, RunOptions(runs_dir=runs))
+    before = {a.name: a for a in outcome.summary.arms}
+    sent = len(server.log.entries)
+
+    def report(*flags: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "tunewise.cli", "report", outcome.store.run_id, "--runs-dir", str(runs),
+                               *flags], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return {a["name"]: a for a in json.loads((outcome.store.dir / "summary.json").read_text())["arms"]}
+
+    tripled = report("--price-in", "1.5", "--price-out", "4.5")
+    for name, arm in tripled.items():
+        assert arm["cost_per_1k"] == pytest.approx(3 * before[name].cost_per_1k)
+        assert arm["fresh_cost"] == pytest.approx(before[name].fresh_cost)  # what was paid stays what was paid
+    spec = yaml.safe_load(task.read_text())
+    spec["model"]["price_in_per_1m"], spec["model"]["price_out_per_1m"] = 0.05, 0.15  # the task's prices change
+    task.write_text(yaml.safe_dump(spec, sort_keys=False))
+    tenth = report()
+    for name, arm in tenth.items():
+        assert arm["cost_per_1k"] == pytest.approx(before[name].cost_per_1k / 10)
+    assert json.loads((outcome.store.dir / "summary.json").read_text())["prices"]["price_in_per_1m"] == 0.05
+    assert len(server.log.entries) == sent  # re-priced from the tokens stored: no call

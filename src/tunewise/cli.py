@@ -136,13 +136,23 @@ def show(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id (see `tunewise runs`).")],
+    price_in: Annotated[Optional[float], typer.Option("--price-in", help="US$ per 1M input tokens.")] = None,
+    price_out: Annotated[Optional[float], typer.Option("--price-out", help="US$ per 1M output tokens.")] = None,
+    price_train: Annotated[Optional[float], typer.Option("--price-train", help="US$ per 1M trained tokens.")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Write a run's summary.json, report.md and report.html again from its stored results."""
-    from tunewise.report import report_run
+    """Write a run's summary.json, report.md and report.html again from its stored results, priced at the task
+    file's prices as they are now (or the ones given); no model is called."""
+    from tunewise.evaluation.store import RunStore
+    from tunewise.report import priced_model, report_run
 
-    for path in report_run(run_id, runs_dir).values():
+    model = priced_model(RunStore.open(runs_dir, run_id).manifest, price_in=price_in, price_out=price_out,
+                         price_train=price_train)
+    for path in report_run(run_id, runs_dir, model=model).values():
         typer.echo(path)
+    if model is not None:
+        typer.echo(f"priced at ${model.price_in_per_1m:g} in, ${model.price_out_per_1m:g} out,"
+                   f" ${model.price_train_per_1m:g} trained per 1M tokens")
 
 
 @app.command()

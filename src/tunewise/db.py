@@ -59,7 +59,68 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # Responses become append-only rows with an id: a --no-cache run adds a newer answer (which the cache
+        # then serves) instead of rewriting the one older runs' calls point at. Their cost was priced when stored;
+        # what a call cost is now the call log's, and a run prices answers from their tokens.
+        "m004_responses_append_only",
+        """
+        CREATE TABLE responses_log (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            request TEXT NOT NULL,
+            text TEXT NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            latency_ms REAL NOT NULL,
+            finish_reason TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        INSERT INTO responses_log
+            (key, sample, model, request, text, tokens_in, tokens_out, latency_ms, finish_reason, created_at)
+            SELECT key, sample, model, request, text, tokens_in, tokens_out, latency_ms, finish_reason, created_at
+            FROM responses ORDER BY created_at, key, sample;
+        DROP TABLE responses;
+        ALTER TABLE responses_log RENAME TO responses;
+        CREATE INDEX responses_key ON responses (key, sample, id);
+        CREATE TRIGGER responses_never_updated BEFORE UPDATE ON responses
+            BEGIN SELECT RAISE(ABORT, 'responses are append-only'); END;
+        CREATE TRIGGER responses_never_deleted BEFORE DELETE ON responses
+            BEGIN SELECT RAISE(ABORT, 'responses are append-only'); END
+        """,
+    ),
+    (
+        # The call log becomes a ledger: what each call took and cost at the time, whether it came from the cache,
+        # its error, and which stored response it returned. Rows of older runs keep nulls where they knew nothing.
+        "m005_call_ledger",
+        """
+        ALTER TABLE calls ADD COLUMN tokens_in INTEGER;
+        ALTER TABLE calls ADD COLUMN tokens_out INTEGER;
+        ALTER TABLE calls ADD COLUMN latency_ms REAL;
+        ALTER TABLE calls ADD COLUMN cost REAL;
+        ALTER TABLE calls ADD COLUMN error TEXT;
+        ALTER TABLE calls ADD COLUMN response_id INTEGER REFERENCES responses (id);
+        CREATE TRIGGER calls_never_updated BEFORE UPDATE ON calls
+            BEGIN SELECT RAISE(ABORT, 'the call log is append-only'); END;
+        CREATE TRIGGER calls_never_deleted BEFORE DELETE ON calls
+            BEGIN SELECT RAISE(ABORT, 'the call log is append-only'); END
+        """,
+    ),
 ]
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a migration, split where SQLite says one is complete (so a trigger's body stays whole)."""
+    out, current = [], ""
+    for part in sql.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                out.append(current.strip())
+            current = ""
+    return out
 
 
 @contextmanager
@@ -83,9 +144,8 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         with transaction(conn):
-            for statement in sql.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(sql):
+                conn.execute(statement)
             conn.execute("INSERT INTO _migrations VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", (name,))
         applied.append(name)
     return applied

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from tunewise.calls.caller import Usage
+from tunewise.calls.caller import Prices, Usage
 from tunewise.data import Example, Query
-from tunewise.spec import ArmParams
+from tunewise.spec import ArmParams, ModelSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,10 +39,15 @@ class AnswerMeta(_Typed):
 
 
 class ArmRecord(_Typed):
-    """What an arm's `prepare` did, kept in the run's manifest: its one-off cost (US$) and calls."""
+    """What an arm's `prepare` did, kept in the run's manifest: its one-off cost (US$, at the run's prices) and
+    calls."""
 
     fixed_cost: float = 0.0
     usage: Usage | None = None
+
+    def priced(self, prices: Prices, model: ModelSpec) -> float:
+        """The one-off cost at other prices: its calls' tokens priced again (what is not calls keeps its cost)."""
+        return self.fixed_cost if self.usage is None else prices.of(self.usage.tokens_in, self.usage.tokens_out)
 
 
 class ArmExtras(_Typed):
@@ -216,6 +221,11 @@ class Arm(ABC):
     def model_caller(self, default: ModelCaller) -> ModelCaller:
         """The model this arm calls: the task's, unless the arm brings its own (a fine-tuned one)."""
         return default
+
+    @classmethod
+    def prices(cls, params: ArmParams, model: ModelSpec) -> Prices:
+        """What this arm's answers cost per token: the task model's, unless the arm answers with its own model."""
+        return Prices(model.price_in_per_1m, model.price_out_per_1m)
 
     async def aclose(self) -> None:
         """Release what `prepare` opened."""

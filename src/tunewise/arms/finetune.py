@@ -33,7 +33,7 @@ from tunewise.spec import LoraSettings, ProviderSettings
 if TYPE_CHECKING:
     from tunewise.calls.caller import ModelCaller
     from tunewise.models.base import Model
-    from tunewise.spec import Task
+    from tunewise.spec import ModelSpec, Task
 
 Method = Literal["auto", "lora", "provider"]
 
@@ -85,6 +85,13 @@ class TrainingRecord(ArmRecord):
     job_id: str | None = None
     model: str | None = None
     trained_tokens: int | None = None
+
+
+    def priced(self, prices: Prices, model: ModelSpec) -> float:
+        """A provider job at the model's training price now; LoRA's machine time keeps its cost."""
+        if self.method == "provider" and self.trained_tokens is not None:
+            return self.trained_tokens * model.price_train_per_1m / 1e6
+        return self.fixed_cost
 
 
 class FinetuneExtras(ArmExtras):
@@ -173,13 +180,17 @@ class FinetunedArm(Arm):
         assert self.context.run_dir is not None, "fine-tuning keeps what it trains in the run folder"
         return self.context.run_dir
 
-    def _prices(self) -> Prices:
-        spec = self.context.task.model
-        p = self.params
+    @classmethod
+    def prices(cls, params: ArmParams, model: ModelSpec) -> Prices:
+        """The fine-tuned model's prices: the arm's own, else the task model's."""
+        assert isinstance(params, FinetuneParams)
         return Prices(
-            spec.price_in_per_1m if p.price_in_per_1m is None else p.price_in_per_1m,
-            spec.price_out_per_1m if p.price_out_per_1m is None else p.price_out_per_1m,
+            model.price_in_per_1m if params.price_in_per_1m is None else params.price_in_per_1m,
+            model.price_out_per_1m if params.price_out_per_1m is None else params.price_out_per_1m,
         )
+
+    def _prices(self) -> Prices:
+        return self.prices(self.params, self.context.task.model)
 
     def _lora(self, train: list[Conversation], dev: list[Conversation]) -> Tuned:
         """Train (or find) the adapter and load the tuned model: blocking, so run in a worker thread."""

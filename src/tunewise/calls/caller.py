@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from tunewise.calls.cache import ResponseCache
+from tunewise.calls.cache import ResponseCache, Stored
+from tunewise.calls.log import Call, CallLog
+from tunewise.errors import ModelCallError
 from tunewise.models.base import ChatRequest, Completion, Model
 from tunewise.prompt import Message
 
@@ -61,11 +63,17 @@ class Prices:
     output_per_1m: float = 0.0
 
     def cost(self, completion: Completion) -> float:
-        return (completion.tokens_in * self.input_per_1m + completion.tokens_out * self.output_per_1m) / 1e6
+        return self.of(completion.tokens_in, completion.tokens_out)
+
+    def of(self, tokens_in: float, tokens_out: float) -> float:
+        """US$ for these tokens."""
+        return (tokens_in * self.input_per_1m + tokens_out * self.output_per_1m) / 1e6
 
 
 class ModelCaller:
-    """A model behind the response cache, with prices and de-duplication of identical calls in flight."""
+    """A model behind the response cache and the call log, with the run's prices and de-duplication of identical
+    calls in flight. Every answer is priced here from its tokens, a cached one too: what an arm costs is what its
+    calls cost at this run's prices; `fresh_cost` is what this run paid for the calls it sent."""
 
     def __init__(
         self,
@@ -77,56 +85,65 @@ class ModelCaller:
         temperature: float,
         max_tokens: int,
         read_cache: bool = True,
+        log: CallLog | None = None,
     ):
         self.model = model
         self.cache = cache
+        self.log = log or CallLog(cache.db)
         self.prices = prices
         self.run_id = run_id
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.read_cache = read_cache
-        self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Future[list[Completion]]] = {}
+        self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Future[list[Stored]]] = {}
 
     def with_model(self, model: Model, prices: Prices) -> ModelCaller:
         """The same cache, run and generation settings in front of another model (a fine-tuned one)."""
         return ModelCaller(
             model, self.cache, prices=prices, run_id=self.run_id, temperature=self.temperature,
-            max_tokens=self.max_tokens, read_cache=self.read_cache,
+            max_tokens=self.max_tokens, read_cache=self.read_cache, log=self.log,
         )
 
     def for_example(self, arm: str, example_id: str) -> ExampleCaller:
         return ExampleCaller(self, arm, example_id)
 
     async def complete(self, request: ChatRequest, n: int, *, arm: str, example_id: str) -> list[Sample]:
-        """Samples 0..n-1 of `request`: cached ones reused, only the missing ones sent."""
+        """Samples 0..n-1 of `request`: cached ones reused, only the missing ones sent; each one logged."""
         key = request.cache_key(self.model.id)
-        cached = self.cache.get(key, n) if self.read_cache else {}
-        missing = tuple(i for i in range(n) if i not in cached)
-        fresh: dict[int, Completion] = {}
+        calls = [Call(self.run_id, arm, example_id, key, i) for i in range(n)]
+        found = self.cache.get(key, n) if self.read_cache else {}
+        missing = tuple(i for i in range(n) if i not in found)
+        sent: set[int] = set()
         if missing:
-            fresh = dict(zip(missing, await self._fetch(key, request, missing)))
+            try:
+                fetched, fresh = await self._fetch(key, request, missing)
+            except ModelCallError as e:
+                for i in missing:
+                    self.log.failed(calls[i], str(e))
+                raise
+            found.update(zip(missing, fetched))
+            sent = set(missing) if fresh else set()
         samples = []
         for i in range(n):
-            if i in cached:
-                completion, cost = cached[i]
-                samples.append(self._sample(completion, cost, cached=True))
-            else:
-                samples.append(self._sample(fresh[i], self.prices.cost(fresh[i]), cached=False))
-            self.cache.log_call(self.run_id, arm, example_id, key, i, cache_hit=i in cached)
+            stored = found[i]
+            cost = self.prices.cost(stored.completion)
+            samples.append(self._sample(stored.completion, cost, cached=i not in sent))
+            self.log.answered(calls[i], stored.completion, cost=cost, cached=i not in sent, response_id=stored.id)
         return samples
 
-    async def _fetch(self, key: str, request: ChatRequest, indices: tuple[int, ...]) -> list[Completion]:
+    async def _fetch(self, key: str, request: ChatRequest, indices: tuple[int, ...]) -> tuple[list[Stored], bool]:
+        """The samples `indices` of `request`, sent and stored; False with them when an identical call in flight
+        fetched them (this call paid nothing)."""
         inflight_key = (key, indices)
         if inflight_key in self._inflight:
-            return await asyncio.shield(self._inflight[inflight_key])
-        future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(self._inflight[inflight_key]), False
+        future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._inflight[inflight_key] = future
         try:
             completions = await self.model.complete(request, len(indices), first=indices[0])
-            for i, completion in zip(indices, completions):
-                self.cache.put(key, i, self.model.id, request, completion, self.prices.cost(completion))
-            future.set_result(completions)
-            return completions
+            stored = [Stored(self.cache.put(key, i, self.model.id, request, c), c) for i, c in zip(indices, completions)]
+            future.set_result(stored)
+            return stored, True
         except BaseException as e:
             future.set_exception(e)
             future.exception()  # mark retrieved: nobody else may be waiting

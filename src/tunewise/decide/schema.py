@@ -91,6 +91,7 @@ class Summary(BaseModel):
     run_id: str
     task: str
     model: str
+    prices: dict[str, float] | None = Field(None, description="the model's US$ per 1M tokens the costs are priced at")
     arms: list[ArmSummary]
     recommendation: Recommendation
     requirements: Requirements = Requirements()

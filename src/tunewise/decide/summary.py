@@ -23,16 +23,19 @@ from tunewise.decide.schema import ArmSummary, Summary
 from tunewise.decide.stats import mean_ci
 from tunewise.evaluation.manifest import prepared
 from tunewise.evaluation.store import RunStore
-from tunewise.spec import ArmParams, Requirements
+from tunewise.calls.caller import Prices
+from tunewise.spec import ArmParams, ModelSpec, Requirements
 
 
 def summarize_arm(
     name: str, results: Iterable[Result], *, seed: int = 0, fixed_cost: float = 0.0, fine_tuned: bool = False,
-    extras: ArmExtras | None = None,
+    extras: ArmExtras | None = None, prices: Prices | None = None,
 ) -> ArmSummary:
-    """Score (errors count as 0), CI, cost per 1,000 queries, one-off cost, latency percentiles, mean tokens,
-    retrieval quality, and the arm's own statistics (`extras`)."""
+    """Score (errors count as 0), CI, cost per 1,000 queries (each answer's tokens at `prices`, else the cost
+    recorded with it), one-off cost, latency percentiles, mean tokens, retrieval quality, and the arm's own
+    statistics (`extras`)."""
     rows = list(results)
+    costs = [r.cost if prices is None else prices.of(r.tokens_in, r.tokens_out) for r in rows]
     n = len(rows)
     scores = [r.score for r in rows]
     latencies = [r.latency_ms for r in rows if r.error is None] or [0.0]
@@ -45,7 +48,7 @@ def summarize_arm(
         ci=[ci.low, ci.high],
         ci_method=ci.method,
         n=n,
-        cost_per_1k=mean([r.cost for r in rows]) * 1000,
+        cost_per_1k=mean(costs) * 1000,
         fixed_cost=fixed_cost,
         fine_tuned=fine_tuned,
         p50_latency_ms=float(np.percentile(latencies, 50)),
@@ -65,7 +68,7 @@ def summarize_arm(
 
 def build_summary(
     *, run_id: str, task: str, model: str, arms: Sequence[ArmSummary], answered: Mapping[str, Mapping[str, float]],
-    requirements: Requirements, seed: int = 0,
+    requirements: Requirements, seed: int = 0, prices: dict[str, float] | None = None,
 ) -> Summary:
     """Everything summary.json says: per-arm numbers with the Pareto front and monthly costs, the paired
     comparisons, break-even volumes and the recommendation."""
@@ -75,7 +78,7 @@ def build_summary(
             for a in arms]
     evens = break_even(rows, comparisons, requirements)
     return Summary(
-        run_id=run_id, task=task, model=model, arms=rows, requirements=requirements, comparisons=comparisons,
+        run_id=run_id, task=task, model=model, prices=prices, arms=rows, requirements=requirements, comparisons=comparisons,
         break_even=evens, recommendation=recommend(rows, requirements, comparisons, evens),
     )
 
@@ -83,18 +86,24 @@ def build_summary(
 class _RunArm:
     """One arm of a recorded run, as its class reads it back: parameters and prepare record, typed."""
 
-    def __init__(self, entry: dict[str, Any], record: dict[str, Any], base_dir: Path | None):
+    def __init__(self, entry: dict[str, Any], record: dict[str, Any], base_dir: Path | None, model: ModelSpec | None):
         self.name = entry.get("name") or entry["arm"]
         self.fixed_cost = float(record.get("fixed_cost", 0.0))
         self.cls: type[Arm] | None = None
         self.params: ArmParams | None = None
         self.record: ArmRecord | None = None
+        self.prices: Prices | None = None
         try:  # a user's arm whose module is gone leaves its numbers, without its own statistics
             self.cls = arm_class(entry["arm"], base_dir)
             self.params = self.cls.Params.model_validate(entry)
             self.record = self.cls.Record.model_validate(record) if record else None
         except (ValueError, ValidationError):
             pass
+        if model is not None:  # priced now, from tokens
+            self.prices = self.cls.prices(self.params, model) if self.cls and self.params else Prices(
+                model.price_in_per_1m, model.price_out_per_1m)
+            if self.record is not None:
+                self.fixed_cost = self.record.priced(self.prices, model)
 
     def extras(self, results: Sequence[Result], peers: Mapping[str, Sequence[Result]]) -> ArmExtras | None:
         if self.cls is None or self.params is None:
@@ -102,15 +111,25 @@ class _RunArm:
         return self.cls.summarize(self.params, results, self.record, peers)
 
 
-def summary_of(store: RunStore, results: Sequence[Result] | None = None) -> Summary:
-    """The summary of a run from its manifest and results alone (`results`: its latest ones, when already read)."""
+def run_model(manifest: dict[str, Any]) -> ModelSpec | None:
+    """The model a run recorded, with its prices; None for a run that recorded none (costs stay as recorded)."""
+    settings = (manifest.get("settings") or {}).get("model")
+    return ModelSpec.model_validate(settings) if settings else None
+
+
+def summary_of(store: RunStore, results: Sequence[Result] | None = None, *, model: ModelSpec | None = None) -> Summary:
+    """The summary of a run from its manifest and results alone (`results`: its latest ones, when already read).
+
+    Answers are priced from their tokens at the prices of `model`, by default the model the run recorded: a
+    cached answer costs what this run's prices say, and a finished run can be priced again without a call."""
     manifest = store.manifest
     results = list(store.latest().values()) if results is None else results
+    model = model or run_model(manifest)
     records = prepared(manifest)
     seed = manifest.get("seed", 0)
     names = manifest["arm_names"]
     base = manifest.get("base_dir") or (str(Path(manifest["task_path"]).parent) if manifest.get("task_path") else None)
-    arms = [_RunArm(entry, records.get(entry.get("name") or entry["arm"], {}), Path(base) if base else None)
+    arms = [_RunArm(entry, records.get(entry.get("name") or entry["arm"], {}), Path(base) if base else None, model)
             for entry in manifest["arms"]]
     by_arm: dict[str, list[Result]] = {name: [] for name in names}
     for r in results:
@@ -118,7 +137,7 @@ def summary_of(store: RunStore, results: Sequence[Result] | None = None) -> Summ
     rows = [
         summarize_arm(
             arm.name, by_arm[arm.name], seed=seed, fixed_cost=arm.fixed_cost,
-            fine_tuned=arm.cls is not None and arm.cls.Params.trains,
+            fine_tuned=arm.cls is not None and arm.cls.Params.trains, prices=arm.prices,
             extras=arm.extras(by_arm[arm.name], {n: rs for n, rs in by_arm.items() if n != arm.name}),
         )
         for arm in arms
@@ -131,4 +150,7 @@ def summary_of(store: RunStore, results: Sequence[Result] | None = None) -> Summ
         answered=answered_scores(results, names),
         requirements=Requirements.model_validate(manifest.get("requirements") or {}),
         seed=seed,
+        prices=None if model is None else {"price_in_per_1m": model.price_in_per_1m,
+                                           "price_out_per_1m": model.price_out_per_1m,
+                                           "price_train_per_1m": model.price_train_per_1m},
     )

@@ -19,11 +19,22 @@ if TYPE_CHECKING:
     from tunewise.spec import ModelSpec
 
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def model_id(spec: ModelSpec) -> str:
+    """The name answers are cached under: the model at its server (two servers answering under one model name are
+    two models), or the model alone with `cache_scope: model`. Never a key."""
+    if spec.cache_scope == "model":
+        return spec.uri
+    return f"{spec.uri}@{(spec.base_url or DEFAULT_BASE_URL).rstrip('/')}"
+
+
 class OpenAIModel:
     """Chat completions against an OpenAI-compatible endpoint, with bounded concurrency and retries."""
 
     def __init__(self, spec: ModelSpec, *, backoff_base_s: float = 0.25, backoff_max_s: float = 20.0):
-        self.id = spec.uri
+        self.id = model_id(spec)
         self.name = spec.name
         self.endpoint = OpenAIEndpoint(spec, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s)
 

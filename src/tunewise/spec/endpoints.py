@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -64,6 +64,10 @@ class ModelSpec(EndpointSpec):
     max_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1, description="hf/lab: prompts generated together")
     device: str = "cpu"
+    cache_scope: Literal["endpoint", "model"] = Field(
+        "endpoint", description="endpoint: cached answers are the server's (base_url) and model's; model: shared by "
+        "every server under the model's name",
+    )
 
 
 PACKAGED_EMBEDDER = "st:all-MiniLM-L6-v2"
