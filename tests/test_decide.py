@@ -90,8 +90,8 @@ def test_no_arm_meets_the_bar_names_the_best_and_the_gap():
     s = decide({"a": results("a", [1] * 60 + [0] * 40), "b": results("b", [1] * 70 + [0] * 30)}, Requirements(min_score=0.9))
     rec = s.recommendation
     assert rec.arm == "b" and not rec.meets_requirements
-    reason(s, "no arm meets the requirements; the best is b scores 0.700")
-    reason(s, "score 0.700 is 0.200 below min_score 0.9")
+    reason(s, "no arm meets the requirements; the best is b, which scores 0.700")
+    reason(s, "its score 0.700 is 0.200 below min_score 0.9")
 
 
 def test_no_arm_meets_but_the_best_may_with_more_examples():
@@ -109,8 +109,10 @@ def test_latency_and_cost_limits_exclude_arms():
     assert rec.arm == "slow"
     rec = recommend([fast, slow], Requirements(min_score=0.8, max_cost_per_1k=0.5, max_p95_latency_ms=1000))
     assert not rec.meets_requirements
-    reason(rec, "p95 latency 5009 ms is 4009 ms over max_p95_latency_ms 1000")
-    reason(rec, "fast meets min_score (0.900) but cost $10.0000/1k is $9.5000 over max_cost_per_1k $0.5")
+    assert rec.arm == "slow"  # none is within the caps: the best overall, and what it lacks
+    reason(rec, "none is within the latency and cost caps; the best overall is slow, which scores 1.000")
+    reason(rec, "its p95 latency of 5009 ms is 4009 ms over max_p95_latency_ms 1000")
+    reason(rec, "fast meets min_score (0.900), but its cost of $10.00 per 1k queries is 20.0x max_cost_per_1k $0.50")
 
 
 def test_tiny_n_is_said_plainly_with_how_many_examples_would_do():
@@ -157,8 +159,8 @@ def test_a_fine_tune_that_pays_off_only_above_a_volume():
 
 
 def test_a_fine_tune_no_cheaper_per_query_never_breaks_even():
-    s = decide({"zero_shot": results("zero_shot", [1] * 40, cost=0.0001),
-                "finetune": results("finetune", [1] * 40, cost=0.0002)},
+    s = decide({"zero_shot": results("zero_shot", [1] * 200, cost=0.0001),
+                "finetune": results("finetune", [1] * 200, cost=0.0002)},
                Requirements(min_score=0.8, monthly_queries=10**6), fixed={"finetune": 5.0})
     (b,) = s.break_even
     assert b.queries_to_repay is None and "never repaid" in b.note
@@ -166,7 +168,7 @@ def test_a_fine_tune_no_cheaper_per_query_never_breaks_even():
 
 
 def test_without_prices_break_even_says_so_instead_of_never():
-    s = decide({"zero_shot": results("zero_shot", [1] * 40, cost=0.0), "finetune": results("finetune", [1] * 40, cost=0.0)},
+    s = decide({"zero_shot": results("zero_shot", [1] * 200, cost=0.0), "finetune": results("finetune", [1] * 200, cost=0.0)},
                Requirements(min_score=0.8), fixed={"finetune": 0.0})
     (b,) = s.break_even
     assert b.queries_to_repay is None and "no prices are set" in b.note and "never" not in b.note
@@ -180,13 +182,92 @@ def test_a_fine_tune_significantly_worse_than_every_prompt_replaces_none():
     assert b.against is None and "replaces none" in b.note
 
 
+def test_break_even_needs_equivalence_not_merely_no_significant_difference():
+    # At n=20, 12 of 20 against 20 of 20 is not significant after Holm, but it is far from equivalent.
+    s = decide({"few_shot_rag": results("few_shot_rag", [1] * 20, cost=0.004),
+                "finetune": results("finetune", [1] * 12 + [0] * 8, cost=0.0001)},
+               Requirements(monthly_queries=100_000), fixed={"finetune": 1.0})
+    (b,) = s.break_even
+    assert b.against is None and b.queries_to_repay is None and b.p_value > 0.05
+    assert "is not shown to score within 0.02 of any prompting arm" in b.note and "pays off" not in b.note
+    # Twenty identical answers do not show equivalence within 0.02 either; two hundred do.
+    few = decide({"p": results("p", [1] * 20, cost=0.004), "finetune": results("finetune", [1] * 20, cost=0.0001)},
+                 Requirements(), fixed={"finetune": 1.0})
+    many = decide({"p": results("p", [1] * 200, cost=0.004), "finetune": results("finetune", [1] * 200, cost=0.0001)},
+                  Requirements(), fixed={"finetune": 1.0})
+    assert few.break_even[0].against is None and many.break_even[0].against == "p"
+
+
+def test_an_arm_scoring_nothing_is_never_said_to_pay_off():
+    s = decide({"zero_shot": results("zero_shot", [0] * 300, cost=0.004),
+                "finetune": results("finetune", [0] * 300, cost=0.0001)},
+               Requirements(min_score=0.5, monthly_queries=10**6), fixed={"finetune": 1.0})
+    (b,) = s.break_even
+    assert "nothing worth replacing" in b.note and "pays off" not in b.note and b.queries_to_repay is None
+
+
+def test_when_nothing_meets_the_bar_the_best_within_the_caps_and_the_best_overall_are_both_named():
+    s = decide({"zero_shot": results("zero_shot", [1] * 24 + [0] * 16, cost=0.0004),
+                "few_shot": results("few_shot", [1] * 29 + [0] * 11, cost=0.0009),
+                "few_shot_rag": results("few_shot_rag", [1] * 31 + [0] * 9, cost=0.0028)},
+               Requirements(min_score=0.85, max_cost_per_1k=1.0))
+    rec = s.recommendation
+    assert rec.arm == "few_shot" and not rec.meets_requirements  # the best that can be deployed
+    reason(s, "within the latency and cost caps the best is few_shot, which scores 0.725")
+    reason(s, "the best overall is few_shot_rag, which scores 0.775", "2.8x max_cost_per_1k $1.00")
+
+
+def test_a_pricier_arm_that_scores_higher_is_the_cheapest_of_the_top_scorers():
+    s = decide({"cheap": results("cheap", [1] * 180 + [0] * 20, cost=0.001),
+                "top_pricey": results("top_pricey", [1] * 195 + [0] * 5, cost=0.009),
+                "top_cheaper": results("top_cheaper", [1] * 195 + [0] * 5, cost=0.004)},
+               Requirements(min_score=0.8))
+    assert s.recommendation.arm == "cheap"
+    named = reason(s, "top_")
+    assert named.startswith("top_cheaper")
+
+
+def test_money_is_readable_at_every_scale():
+    from tunewise.decide.costs import money
+
+    assert [money(x) for x in (0, 0.00042, 0.0028, 0.004, 0.5, 12.345, 133.3, 1234.5, -0.2)] == [
+        "$0", "$0.00042", "$0.0028", "$0.004", "$0.50", "$12.35", "$133", "$1,234", "-$0.20"]
+    s = decide({"a": results("a", [1] * 10, cost=0.0000030), "b": results("b", [1] * 10, cost=0.0000042)},
+               Requirements(monthly_queries=1000))
+    from tunewise.report.content import arm_table
+
+    monthly = [row[6] for row in arm_table(s).rows]
+    assert monthly == ["$0.003", "$0.0042"]  # once both "0.00"
+
+
+def test_pareto_front_over_monthly_cost_when_the_volume_is_known():
+    prompting = arm("prompting", 0.9, 1.0, 100)
+    tuned = arm("finetune", 0.9, 0.5, 100).model_copy(update={"fixed_cost": 1000.0, "fine_tuned": True})
+    assert pareto_front([prompting, tuned]) == {"finetune"}  # per 1k queries the fine-tune is cheaper...
+    at_volume = pareto_front([prompting, tuned], Requirements(monthly_queries=1000))
+    assert at_volume == {"prompting"}  # ...but at 1,000 queries a month its one-off cost makes it the dearer
+
+
+def test_an_arm_without_results_has_a_null_ci_and_summary_json_is_strict(tmp_path):
+    import json
+
+    s = decide({"a": results("a", [1] * 10), "b": []}, Requirements())
+    assert s.arms[1].ci == [None, None]
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    parsed = json.loads(s.model_dump_json(), parse_constant=refuse)
+    assert parsed["arms"][1]["ci"] == [None, None]
+
+
 def test_an_arm_with_errors_is_scored_with_them_and_the_reasons_say_so():
     s = decide({"flaky": results("flaky", [1] * 40, errors=10, cost=0.001),
                 "steady": results("steady", [1] * 36 + [0] * 4, cost=0.002)}, Requirements(min_score=0.8))
     flaky = s.arms[0]
     assert flaky.score == 0.75 and flaky.errors == 10
     assert s.recommendation.arm == "steady"
-    reason(s, "flaky: 10 of 40 examples errored", "on the 30 it answered it scores 1.000", "--retry-errors")
+    reason(s, "10 of 40 examples of flaky errored", "on the 30 it answered it scores 1.000", "--retry-errors")
     # paired tests use only examples both arms answered
     (c,) = s.comparisons
     assert c.n == 30 and c.a_score == 1.0
@@ -194,7 +275,7 @@ def test_an_arm_with_errors_is_scored_with_them_and_the_reasons_say_so():
 
 def test_errors_of_the_recommended_arm_are_mentioned():
     s = decide({"a": results("a", [1] * 20, errors=2)}, Requirements(min_score=0.5))
-    reason(s, "a: 2 of 20 examples errored")
+    reason(s, "2 of 20 examples of a errored")
 
 
 def test_no_results_yet():

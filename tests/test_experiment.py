@@ -123,7 +123,7 @@ def test_the_manifest_is_json_with_paths_in_arm_settings_and_keeps_every_task_se
     assert manifest["arms"][0]["extra"] == "more.jsonl"
     assert manifest["settings"]["model"]["price_in_per_1m"] == 0.5
     assert manifest["settings"]["data"]["split_field"] == "split"
-    assert manifest["requirements"] == {"min_score": 0.7, "amortize_months": 12}
+    assert manifest["requirements"] == {"min_score": 0.7, "amortize_months": 12, "equivalence_margin": 0.02}
 
 
 def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path, server):

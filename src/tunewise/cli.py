@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -58,7 +57,7 @@ def run(
             console.print(f"interrupted{hint}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(130) from None
     if as_json:
-        print(json.dumps(outcome.summary.model_dump(mode="json"), indent=2))
+        print(outcome.summary.model_dump_json(indent=2))
         return
     _print_summary(outcome.summary)
     typer.echo(f"report: {outcome.store.dir / 'report.md'}")
@@ -128,7 +127,7 @@ def show(
     store = RunStore.open(runs_dir, run_id)
     summary = summary_of(store)
     if as_json:
-        print(json.dumps(summary.model_dump(mode="json"), indent=2))
+        print(summary.model_dump_json(indent=2))
         return
     _print_summary(summary, status=store.manifest.get("status"))
 
@@ -167,6 +166,7 @@ def compare(
     from rich.table import Table
 
     from tunewise.decide.compare import compare_runs
+    from tunewise.decide.costs import money
 
     result = compare_runs(run_a, run_b, runs_dir)
     if as_json:
@@ -180,7 +180,7 @@ def compare(
             continue
         table.add_row(
             c.name, f"{c.a.score:.3f} → {c.b.score:.3f}", f"{c.score_delta:+.3f}",
-            f"{c.a.cost_per_1k:.4f} → {c.b.cost_per_1k:.4f}", f"{c.a.p95_latency_ms:.0f} → {c.b.p95_latency_ms:.0f}", c.note,
+            f"{money(c.a.cost_per_1k)} → {money(c.b.cost_per_1k)}", f"{c.a.p95_latency_ms:.0f} → {c.b.p95_latency_ms:.0f}", c.note,
         )
     out.print(table)
     if not result.same_task:

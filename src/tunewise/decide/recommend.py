@@ -11,7 +11,8 @@ The rules:
   per 1,000 queries; equal costs go to the lower fixed cost, then fewer tokens per query, then lower
   p95 latency. A pricier arm that scores higher is named, with whether the difference is significant.
 - With no `min_score`: the cheapest arm not significantly worse than the best-scoring one.
-- When no arm meets them: the best-scoring arm, and the size of each gap.
+- When no arm meets them: the best-scoring arm within the hard caps (latency, cost), the best overall when
+  that is another one, and the size of each gap.
 - "Significant" is a paired test on the examples both arms answered, Holm-adjusted over all pairs, at 5%.
 """
 
@@ -20,41 +21,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunewise.decide.comparisons import significantly_worse, versus
-from tunewise.decide.costs import monthly_cost
+from tunewise.decide.costs import cost_key, money, monthly_cost
 from tunewise.decide.schema import ArmSummary, BreakEven, Comparison, Recommendation
 from tunewise.decide.stats import examples_for
 from tunewise.spec import Requirements
 
 
 def _fmt(arm: ArmSummary) -> str:
-    return f"{arm.name} scores {arm.score:.3f} (95% CI {arm.ci[0]:.3f}-{arm.ci[1]:.3f}, n={arm.n})"
+    return f"{arm.name}, which scores {arm.score:.3f} (95% CI {arm.ci[0]:.3f}-{arm.ci[1]:.3f}, n={arm.n})"
 
 
 def _price(arm: ArmSummary, req: Requirements) -> str:
     monthly = monthly_cost(arm, req)
-    per_1k = f"${arm.cost_per_1k:.4f} per 1k queries"
+    per_1k = f"{money(arm.cost_per_1k)} per 1k queries"
     if monthly is None:
-        return per_1k + (f" plus ${arm.fixed_cost:.2f} one-off" if arm.fixed_cost else "")
-    return f"${monthly:,.2f}/month at {req.monthly_queries:,} queries ({per_1k}" + (
-        f", ${arm.fixed_cost:.2f} one-off over {req.amortize_months:g} months)" if arm.fixed_cost else ")")
+        return per_1k + (f" plus {money(arm.fixed_cost)} one-off" if arm.fixed_cost else "")
+    return f"{money(monthly)} a month at {req.monthly_queries:,} queries ({per_1k}" + (
+        f", {money(arm.fixed_cost)} one-off over {req.amortize_months:g} months)" if arm.fixed_cost else ")")
 
 
 def _cheapness(arm: ArmSummary, req: Requirements) -> tuple[float, ...]:
-    cost = monthly_cost(arm, req)
-    return (arm.cost_per_1k if cost is None else cost, arm.fixed_cost, arm.tokens_in + arm.tokens_out,
-            arm.p95_latency_ms, -arm.score)
+    return (cost_key(arm, req), arm.fixed_cost, arm.tokens_in + arm.tokens_out, arm.p95_latency_ms, -arm.score)
+
+
+def _best(arms: Sequence[ArmSummary], req: Requirements) -> ArmSummary:
+    """The best-scoring arm; of equal scores, the cheapest."""
+    return max(arms, key=lambda a: (a.score, tuple(-x for x in _cheapness(a, req))))
 
 
 def _shortfalls(arm: ArmSummary, req: Requirements, *, score: bool = True) -> list[str]:
     out = []
     if score and req.min_score is not None and arm.score < req.min_score:
-        out.append(f"score {arm.score:.3f} is {req.min_score - arm.score:.3f} below min_score {req.min_score:g}")
+        out.append(f"its score {arm.score:.3f} is {req.min_score - arm.score:.3f} below min_score {req.min_score:g}")
     if req.max_p95_latency_ms is not None and arm.p95_latency_ms > req.max_p95_latency_ms:
-        out.append(f"p95 latency {arm.p95_latency_ms:.0f} ms is {arm.p95_latency_ms - req.max_p95_latency_ms:.0f} ms"
-                   f" over max_p95_latency_ms {req.max_p95_latency_ms:g}")
+        out.append(f"its p95 latency of {arm.p95_latency_ms:.0f} ms is {arm.p95_latency_ms - req.max_p95_latency_ms:.0f}"
+                   f" ms over max_p95_latency_ms {req.max_p95_latency_ms:g}")
     if req.max_cost_per_1k is not None and arm.cost_per_1k > req.max_cost_per_1k:
-        out.append(f"cost ${arm.cost_per_1k:.4f}/1k is ${arm.cost_per_1k - req.max_cost_per_1k:.4f} over"
-                   f" max_cost_per_1k ${req.max_cost_per_1k:g}")
+        over = arm.cost_per_1k / req.max_cost_per_1k if req.max_cost_per_1k else float("inf")
+        out.append(f"its cost of {money(arm.cost_per_1k)} per 1k queries is {over:.1f}x max_cost_per_1k"
+                   f" {money(req.max_cost_per_1k)}")
     return out
 
 
@@ -67,13 +72,13 @@ def _errors_note(arm: ArmSummary, req: Requirements) -> str | None:
     """What errors did to an arm: scored 0, and whether they alone keep it below min_score."""
     if not arm.errors:
         return None
-    note = f"{arm.name}: {arm.errors} of {arm.n} examples errored and were scored 0"
+    note = f"{arm.errors} of {arm.n} examples of {arm.name} errored and were scored 0"
     answered = arm.n - arm.errors
     if req.min_score is not None and arm.score < req.min_score and answered:
         on_answered = arm.score * arm.n / answered
         if on_answered >= req.min_score:
-            note += (f"; on the {answered} it answered it scores {on_answered:.3f}, above min_score:"
-                     " rerun them with `--resume RUN_ID --retry-errors`")
+            note += (f"; on the {answered} it answered it scores {on_answered:.3f}, above min_score, so rerun them"
+                     " with `--resume RUN_ID --retry-errors`")
     return note
 
 
@@ -92,21 +97,21 @@ def _cheapest_meeting(
     pool = clear or meeting
     best = min(pool, key=lambda a: _cheapness(a, req))
     how = "with its whole CI above min_score" if clear else "on its mean score"
-    reasons = [f"{_fmt(best)} >= min_score {m:g} at {_price(best, req)}",
-               f"cheapest of {len(pool)} arm(s) meeting the requirements {how}"]
+    reasons = [f"{_fmt(best)}, meets min_score {m:g} at {_price(best, req)}",
+               f"it is the cheapest of {len(pool)} arm(s) meeting the requirements {how}"]
     if len(pool) > 1 and _no_prices(arms):
         reasons[-1] += "; no prices are set, so every arm costs $0 and fewer tokens per query decide"
     if not clear:
         reasons.append(
             f"with n={best.n} its score is known to ±{(best.ci[1] - best.ci[0]) / 2:.2f} and the CI reaches down to"
-            f" {best.ci[0]:.3f}, below min_score: the evidence is thin; {_more_examples(best)}")
+            f" {best.ci[0]:.3f}, below min_score, so the evidence is thin: {_more_examples(best)}")
     for a in sorted((a for a in meeting if _cheapness(a, req) < _cheapness(best, req)), key=lambda a: _cheapness(a, req)):
         reasons.append(
             f"{a.name} is cheaper ({_price(a, req)}) and scores {a.score:.3f}, but its CI reaches down to"
-            f" {a.ci[0]:.3f} (n={a.n}): too thin to rely on; {_more_examples(a)} to tell whether it is enough")
+            f" {a.ci[0]:.3f} (n={a.n}), too thin to rely on: {_more_examples(a)} to tell whether it is enough")
     higher = [a for a in pool if a.score > best.score]
     if higher:
-        top = max(higher, key=lambda a: a.score)
+        top = min((a for a in higher if a.score == max(h.score for h in higher)), key=lambda a: _cheapness(a, req))
         c = versus(comparisons, top.name, best.name)
         if c is None:
             reasons.append(f"{top.name} scores higher ({top.score:.3f}) at {_price(top, req)}; no paired test was possible")
@@ -114,8 +119,8 @@ def _cheapest_meeting(
             reasons.append(f"{top.name} is significantly better ({c.diff:+.3f} on {c.n} shared examples, {c.method}"
                            f" p={c.p_holm:.3g} Holm-adjusted) at {_price(top, req)}: take it if the margin is worth it")
         else:
-            reasons.append(f"{top.name} scores {c.diff:+.3f} higher but the difference is not significant ({c.method}"
-                           f" p={c.p_holm:.3g} Holm-adjusted, n={c.n}): the cheaper arm is preferred")
+            reasons.append(f"{top.name} scores {c.diff:+.3f} higher, but the difference is not significant ({c.method}"
+                           f" p={c.p_holm:.3g} Holm-adjusted, n={c.n}), so the cheaper arm is preferred")
     return best, reasons
 
 
@@ -123,18 +128,44 @@ def _best_reasons(best: ArmSummary, top: ArmSummary, req: Requirements, comparis
     """Why the cheapest arm not significantly worse than the best score, when there is no min_score."""
     tail = "set requirements.min_score to get the cheapest arm good enough"
     if best is top:
-        return [f"{_fmt(best)}, the best score, at {_price(best, req)}; {tail}"]
+        return [f"{_fmt(best)}, has the best score, at {_price(best, req)}; {tail}"]
     c = versus(comparisons, best.name, top.name)
     detail = f" ({c.diff:+.3f}, {c.method} p={c.p_holm:.3g} Holm-adjusted, n={c.n})" if c else ""
-    return [f"{_fmt(best)} at {_price(best, req)}: the cheapest arm not significantly worse than the best-scoring"
-            f" {top.name} ({top.score:.3f}){detail}; {tail}"]
+    return [f"{_fmt(best)}, costs {_price(best, req)} and is the cheapest arm not significantly worse than the"
+            f" best-scoring {top.name} ({top.score:.3f}){detail}; {tail}"]
+
+
+def _none_meets(scored: list[ArmSummary], req: Requirements) -> tuple[ArmSummary, list[str]]:
+    """When no arm meets the requirements: the best within the hard caps (it can be deployed), the best overall
+    when that is another arm, and what each lacks."""
+    within = [a for a in scored if not _shortfalls(a, req, score=False)]
+    overall = _best(scored, req)
+    if within:
+        best = _best(within, req)
+        capped = req.max_p95_latency_ms is not None or req.max_cost_per_1k is not None
+        where = "within the latency and cost caps the best is" if capped else "the best is"
+        reasons = [f"no arm meets the requirements; {where} {_fmt(best)}, at {_price(best, req)}",
+                   *_shortfalls(best, req)]
+    else:
+        best = overall
+        reasons = [f"no arm meets the requirements, and none is within the latency and cost caps; the best overall is"
+                   f" {_fmt(best)}, at {_price(best, req)}", *_shortfalls(best, req)]
+    if req.min_score is not None and best.score < req.min_score <= best.ci[1]:
+        reasons.append(f"its CI reaches {best.ci[1]:.3f}, so it may meet min_score: {_more_examples(best)} to tell")
+    if overall is not best:
+        reasons.append(f"the best overall is {_fmt(overall)}, at {_price(overall, req)}, but "
+                       + "; ".join(_shortfalls(overall, req, score=False)))
+    for a in scored:
+        if a is not best and a is not overall and req.min_score is not None and a.score >= req.min_score:
+            reasons.append(f"{a.name} meets min_score ({a.score:.3f}), but {'; '.join(_shortfalls(a, req, score=False))}")
+    return best, reasons
 
 
 def recommend(
     arms: Sequence[ArmSummary], req: Requirements, comparisons: Sequence[Comparison] = (),
     break_evens: Sequence[BreakEven] = (),
 ) -> Recommendation:
-    """The cheapest arm meeting every requirement; else the best-scoring arm and what it lacks."""
+    """The cheapest arm meeting every requirement; else the best arm within the hard caps, and what it lacks."""
     scored = [a for a in arms if a.n > 0]
     if not scored:
         return Recommendation(arm=None, meets_requirements=False, reasons=["no arm has results yet"])
@@ -145,16 +176,10 @@ def recommend(
         best, reasons = _cheapest_meeting(meeting, scored, req, comparisons)
         return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *errors])
     if meeting:
-        top = max(meeting, key=lambda a: (a.score, tuple(-x for x in _cheapness(a, req))))
+        top = _best(meeting, req)
         near = [a for a in meeting if a is top or not significantly_worse(comparisons, a.name, top.name)]
         best = min(near, key=lambda a: _cheapness(a, req))
         reasons = _best_reasons(best, top, req, comparisons)
         return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *errors])
-    best = max(scored, key=lambda a: (a.score, tuple(-x for x in _cheapness(a, req))))
-    reasons = [f"no arm meets the requirements; the best is {_fmt(best)} at {_price(best, req)}", *_shortfalls(best, req)]
-    if req.min_score is not None and best.score < req.min_score <= best.ci[1]:
-        reasons.append(f"its CI reaches {best.ci[1]:.3f}, so it may meet min_score: {_more_examples(best)} to tell")
-    for a in scored:
-        if a is not best and req.min_score is not None and a.score >= req.min_score:
-            reasons.append(f"{a.name} meets min_score ({a.score:.3f}) but {'; '.join(_shortfalls(a, req, score=False))}")
+    best, reasons = _none_meets(scored, req)
     return Recommendation(arm=best.name, meets_requirements=False, reasons=[*reasons, *economics, *errors])

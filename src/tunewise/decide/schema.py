@@ -14,7 +14,7 @@ class ArmSummary(BaseModel):
 
     name: str
     score: float
-    ci: list[float]
+    ci: list[float | None] = Field(description="95% CI of the score; [null, null] before the arm has results")
     n: int
     cost_per_1k: float
     fixed_cost: float = 0.0
@@ -72,6 +72,8 @@ class BreakEven(BaseModel):
     arm: str
     against: str | None
     fixed_cost: float
+    margin: float | None = Field(None, description="the equivalence margin of the non-inferiority test")
+    p_value: float | None = Field(None, description="its one-sided p-value against `against` (or the best prompting arm)")
     saving_per_1k: float | None = None
     queries_to_repay: float | None = None
     monthly_volume: float | None = None

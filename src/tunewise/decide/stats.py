@@ -127,6 +127,56 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, confidence: float = 0
     return PairedTest(n, diff, a_better, b_better, float(p), "paired permutation", (float(low), float(high)))
 
 
+@dataclass(frozen=True)
+class NonInferiority:
+    """Whether A is at most `margin` worse than B on paired scores: H0 mean(A - B) <= -margin, one-sided at 5%."""
+
+    n: int
+    diff: float
+    margin: float
+    p_value: float
+    method: str
+
+    @property
+    def shown(self) -> bool:
+        return self.p_value < 0.05
+
+
+def _tango_z(better: int, worse: int, n: int, theta: float) -> float:
+    """Tango's (1998) score statistic for a difference of paired proportions equal to `theta`: (b - c - n theta)
+    over its standard error with the cell probability restricted to `theta` (its maximum-likelihood value)."""
+    a, b_ = 2 * n, -better - worse + (2 * n - better + worse) * theta
+    c = -worse * theta * (1 - theta)
+    roots = np.roots([a, b_, c]) if a else np.array([0.0])
+    feasible = [float(r.real) for r in roots if abs(r.imag) < 1e-12
+                and max(0.0, -theta) - 1e-12 <= r.real <= (1 - theta) / 2 + 1e-12]
+    q = feasible[0] if feasible else max(0.0, -theta)
+    variance = n * (2 * q + theta - theta**2)
+    return (better - worse - n * theta) / math.sqrt(variance) if variance > 0 else math.inf
+
+
+def non_inferiority(a: Sequence[float], b: Sequence[float], margin: float) -> NonInferiority:
+    """Is A non-inferior to B within `margin`? For 0/1 scores Tango's score test for paired proportions (it stays
+    honest when the arms never disagree: 20 identical answers do not show equivalence within 0.02); otherwise a
+    one-sided paired t-test of the differences shifted by the margin."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired scores need equal lengths, got {x.size} and {y.size}")
+    n = int(x.size)
+    if n == 0:
+        return NonInferiority(0, 0.0, margin, 1.0, "none (no shared examples)")
+    diff = float(np.mean(x - y))
+    if is_binary(x) and is_binary(y):
+        z = _tango_z(int(np.sum(x > y)), int(np.sum(y > x)), n, -margin)
+        return NonInferiority(n, diff, margin, float(sps.norm.sf(z)), "tango score")
+    d = x - y + margin
+    sd = float(np.std(d, ddof=1)) if n > 1 else 0.0
+    if sd == 0:
+        return NonInferiority(n, diff, margin, 0.0 if d.mean() > 0 else 1.0, "paired t (no spread)")
+    t = float(d.mean() / (sd / math.sqrt(n)))
+    return NonInferiority(n, diff, margin, float(sps.t.sf(t, n - 1)), "paired t")
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error rate), in the order given."""
     m = len(p_values)

@@ -45,7 +45,7 @@ def summarize_arm(
     return ArmSummary(
         name=name,
         score=mean(scores),
-        ci=[ci.low, ci.high],
+        ci=[ci.low, ci.high] if n else [None, None],
         ci_method=ci.method,
         n=n,
         cost_per_1k=mean(costs) * 1000,
@@ -73,10 +73,10 @@ def build_summary(
     """Everything summary.json says: per-arm numbers with the Pareto front and monthly costs, the paired
     comparisons, break-even volumes and the recommendation."""
     comparisons = compare_arms(answered, seed=seed)
-    front = pareto_front(arms)
+    front = pareto_front(arms, requirements)
     rows = [a.model_copy(update={"pareto": a.name in front, "monthly_cost": monthly_cost(a, requirements)})
             for a in arms]
-    evens = break_even(rows, comparisons, requirements)
+    evens = break_even(rows, answered, requirements)
     return Summary(
         run_id=run_id, task=task, model=model, prices=prices, arms=rows, requirements=requirements, comparisons=comparisons,
         break_even=evens, recommendation=recommend(rows, requirements, comparisons, evens),

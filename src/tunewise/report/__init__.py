@@ -24,7 +24,7 @@ def write_reports(store: RunStore, summary: Summary, results: Sequence[Result] |
     already read)."""
     report = gather(summary, store.manifest, store.latest().values() if results is None else results)
     return {
-        "summary": store.write_json("summary.json", summary.model_dump(mode="json")),
+        "summary": store.write_text("summary.json", summary.model_dump_json(indent=2) + "\n"),  # NaN is null
         "markdown": store.write_text("report.md", render_markdown(report)),
         "html": store.write_text("report.html", render_html(report)),
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from tunewise.arms.base import ArmExtras, Result
+from tunewise.decide.costs import money
 from tunewise.decide.schema import Summary
 from tunewise.evaluation.manifest import flat_settings
 
@@ -77,17 +78,17 @@ class Disagreements:
 def arm_table(summary: Summary) -> Table:
     """One row per arm, formatted once for every report format; $/month only when the volume is known."""
     monthly = summary.requirements.monthly_queries is not None
-    headers = ["arm", "score", "95% CI", "n", "$/1k queries", "fixed $", *(["$/month"] if monthly else []),
+    headers = ["arm", "score", "95% CI", "n", "$/1k queries", "one-off $", *(["$/month"] if monthly else []),
                "p50 ms", "p95 ms", "tokens in", "tokens out", "errors", "Pareto"]
     rows = [
         [
             a.name,
             f"{a.score:.3f}",
-            f"{a.ci[0]:.3f}-{a.ci[1]:.3f}",
+            "—" if a.ci[0] is None or a.ci[1] is None else f"{a.ci[0]:.3f}-{a.ci[1]:.3f}",
             str(a.n),
-            f"{a.cost_per_1k:.4f}",
-            f"{a.fixed_cost:.2f}",
-            *([f"{a.monthly_cost:,.2f}"] if monthly and a.monthly_cost is not None else []),
+            money(a.cost_per_1k),
+            money(a.fixed_cost),
+            *([money(a.monthly_cost) if a.monthly_cost is not None else "—"] if monthly else []),
             f"{a.p50_latency_ms:.0f}",
             f"{a.p95_latency_ms:.0f}",
             f"{a.tokens_in:.0f}",

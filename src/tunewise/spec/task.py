@@ -111,6 +111,10 @@ class Requirements(_Strict):
     amortize_months: float = Field(
         12, gt=0, description="months over which a one-off (training) cost is spread when comparing monthly costs"
     )
+    equivalence_margin: float = Field(
+        0.02, ge=0, lt=1, description="how much worse a fine-tuned arm may score and still replace a prompting arm"
+        " (break-even: a paired non-inferiority test at this margin)",
+    )
 
 
 class Task(_Strict):
