@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_yaml_lines import BILLION_LAUGHS
 
 # Line numbers of BASE (they are what the cases below check):
 #  1 name  2 data  3 path  4 input  5 output  6 metric  7 model  8 uri  9 base_url
@@ -171,6 +172,14 @@ CASES: dict[str, Case] = {
              "two arms are named 'few_shot'"),
     "template-syntax-error": Case(edit("  output: answer", '  output: answer\n  template: "Q: {{ question "'), "task.yaml", 6,
              "invalid Jinja2 template"),
+    # --- inputs that could hurt a run (issue 14) ------------------------------------------------
+    # 342 bytes whose aliases expand to 9**9 strings: refused at a line that uses them, at once
+    "yaml-alias-bomb": Case(BILLION_LAUGHS + BASE, "task.yaml", set(range(2, 10)), "YAML aliases here expand"),
+    "data-output-object-under-text-metric": Case(
+        BASE, "data.jsonl", 3, "the output 'answer' is an object, but metric 'exact' compares text: use `metric: json`",
+        files=with_data("data.jsonl", rows_jsonl(2) + json.dumps({"question": "qx", "answer": {"a": 1}}) + "\n"
+                        + rows_jsonl(3)),
+    ),
 }
 
 
