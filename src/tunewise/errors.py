@@ -2,7 +2,9 @@
 
     TunewiseError           anything tunewise reports to the user
      ├── InputError         a task, data or document file is wrong; the CLI prints one line, exits 2
-     └── ModelCallError     a model call failed for good (after retries); recorded per example
+     └── ModelCallError     a model call failed for good (after retries): recorded as that example's error,
+                            unless it `stops_run`; one that escapes (it stopped the run, or came from work a run
+                            cannot go without) makes the CLI print one line and exit 3
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ class InputError(TunewiseError):
 
 
 class ModelCallError(TunewiseError):
-    """A model call that failed after its retries, with what the server told us."""
+    """A model call that failed after its retries, with what the server told us.
+
+    `stops_run`: the failure is the endpoint's, not this call's — a key it refuses (401), no access (403), no
+    such model or path (404), no server to connect to — so every other call would fail alike: a run stops at
+    the first one (resumable) instead of recording it as the error of every example.
+    """
 
     def __init__(
         self,
@@ -40,8 +47,10 @@ class ModelCallError(TunewiseError):
         status: int | None = None,
         request_id: str | None = None,
         retryable: bool = False,
+        stops_run: bool = False,
     ):
         super().__init__(message)
         self.status = status
         self.request_id = request_id
         self.retryable = retryable
+        self.stops_run = stops_run
