@@ -11,9 +11,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Every character str.splitlines() breaks a line at, written as its escape: an error is told in one line, also
+# when it quotes a value holding line breaks (a YAML block scalar, a server's multi-line message).
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = str.maketrans({c: c.encode("unicode_escape").decode() for c in _BREAKS})
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks escaped (`\\n`), so it prints as one line."""
+    return text.translate(_LINE_BREAKS)
+
 
 class TunewiseError(Exception):
-    """Base class of the errors tunewise raises on purpose."""
+    """Base class of the errors tunewise raises on purpose; their message is always one line."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
 
 
 class InputError(TunewiseError):
@@ -21,8 +34,8 @@ class InputError(TunewiseError):
 
     def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None):
         super().__init__(message)
-        self.message = message
-        self.file = str(file) if file is not None else None
+        self.message = one_line(message)
+        self.file = one_line(str(file)) if file is not None else None
         self.line = line
 
     def __str__(self) -> str:

@@ -90,8 +90,8 @@ class _Builder:
         """A scalar by its tag (`!!int abc` or an unknown `!tag` is an error at its line, not a traceback)."""
         try:
             return self.scalars.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-            said = getattr(e, "problem", None) or str(e).splitlines()[0]
+        except Exception as e:  # noqa: BLE001 - a tag's constructor fails any way it does (!!int "" is an IndexError)
+            said = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
             raise InputError(f"invalid YAML value {node.value!r}: {said}", file=self.file,
                              line=node.start_mark.line + 1) from None
 
@@ -115,8 +115,12 @@ def load_yaml(path: Path) -> LocatedYaml:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         raise InputError(f"invalid YAML: {e.problem or e.context}", file=path, line=line) from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
+        line = text[: e.position].count("\n") + 1
+        raise InputError(f"invalid YAML: character {e.character!r} is not allowed ({e.reason})", file=path,
+                         line=line) from None
     except yaml.YAMLError as e:
-        raise InputError(f"invalid YAML: {e}", file=path) from None
+        raise InputError(f"invalid YAML: {str(e).splitlines()[0]}", file=path) from None
     except RecursionError:
         raise InputError("invalid YAML: nested too deeply", file=path) from None
     if node is None:

@@ -90,7 +90,7 @@ class ManifestShape(_Open):
 
     task: str
     model: str
-    arms: list[_ArmEntry]
+    arms: list[_ArmEntry] = Field(min_length=1)  # a task has at least one
     arm_names: list[str]
     status: str | None = None
     seed: int = 0

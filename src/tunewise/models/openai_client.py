@@ -123,7 +123,8 @@ class OpenAIEndpoint:
                     error = classify(e)
                     if not error.retryable or attempt == self.max_retries:
                         if error.status == 401:
-                            error.args = (f"{error} ({self._key_hint})",)
+                            error = ModelCallError(f"{error} ({self._key_hint})", status=401,
+                                                   request_id=error.request_id, stops_run=True)
                         raise error from e
                     self.retries += 1
                     await asyncio.sleep(self._wait(attempt, e))
