@@ -170,6 +170,7 @@ def test_values_json_has_no_form_for_are_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize("line, phrase", [
     ('{"question": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "a"}', "nested too deeply"),
     ('{"question": "q", "answer": ' + "7" * 5000 + "}", "invalid JSON: Exceeds the limit"),
+    ('{"question": "q\\ud800", "answer": "a"}', "escape that is half of a surrogate pair"),
 ])
 def test_json_lines_python_cannot_read_are_errors_at_their_line(tmp_path: Path, line: str, phrase: str) -> None:
     (tmp_path / "d.jsonl").write_text('{"question": "q", "answer": "a"}\n' + line + "\n")

@@ -73,7 +73,7 @@ DATA = "".join(json.dumps(r) + "\n" for r in DATA_ROWS)
 # JSON of every kind, small: what a hand edit or a wrong tool could leave in a value.
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12),
+    | st.text(max_size=12) | st.sampled_from(["\ud800", "a\udfff", "\ud83d\ude00"]),  # halves of surrogate pairs
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )

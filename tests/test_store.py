@@ -42,6 +42,8 @@ MANIFEST_DAMAGE = {
     "no-arms": (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "arms"}), "arms: Field required"),
     "seed-as-text": (lambda text: text.replace('"seed": 0', '"seed": "0"'), "seed: Input should be a valid integer"),
     "names-not-the-arms": (lambda text: text.replace('"b"\n  ]', '"c"\n  ]'), "arm_names ['zero_shot', 'c']"),
+    "half-a-surrogate-pair": (lambda text: text.replace('"seed": 0', '"seed": 0, "note": "\\udfff"'),
+                              "a \\u escape that is half of a surrogate pair"),
     "bad-requirement": (lambda text: text.replace('"requirements": {}', '"requirements": {"min_score": 7}'),
                         "requirements.min_score"),
 }
@@ -68,6 +70,8 @@ RESULT_DAMAGE = {
     "not-json": (b'{"arm": "zero_shot", "example_id": ', "not valid JSON"),
     "not-utf8": (b'{"arm": "caf\xe9"}', "not valid UTF-8"),
     "not-an-object": (b"[1, 2, 3]", "not a result (a JSON list, not an object)"),
+    "half-a-surrogate-pair": (b'{"arm": "zero_shot", "example_id": "e\\ud800", "output": "", "target": "", "score": 0}',
+                              "not a result (a \\u escape that is half of a surrogate pair)"),
     "missing-fields": (b'{"arm": "zero_shot"}', "not a result (example_id: Field required)"),
     "score-out-of-range": (None, "not a result (score: 7.0 is not between 0 and 1)"),
     "negative-cost": (None, "not a result (cost: -1.0 is not a number >= 0)"),

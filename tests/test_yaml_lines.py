@@ -54,6 +54,8 @@ def test_ordinary_aliases_still_work(tmp_path: Path) -> None:
     ("name: x\n1: y\n", 2, "keys must be strings, got 1"),
     ("[" * 70 + "]" * 70, 1, "nested more than 64 levels"),
     ("[" * 5000, None, "nested too deeply"),
+    ("name: x\nmetric: \"\\ud800\"\n", 2, "the escape for U+D800 is half of a surrogate pair"),
+    ("a: 1\nb: \x1f\n", 2, "character U+001F is not allowed"),
 ])
 def test_bad_yaml_values_are_errors_at_their_line(tmp_path: Path, text: str, line: int | None, phrase: str) -> None:
     e = error_of(tmp_path, text)

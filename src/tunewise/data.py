@@ -92,7 +92,20 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise InputError(f"invalid JSON: {said}", file=path, line=number) from None
         if not isinstance(row, dict):
             raise InputError(f"each line must be a JSON object, got {type(row).__name__}", file=path, line=number)
+        if "\\ud" in line.lower() and not _is_text(row):
+            raise InputError("invalid JSON: a \\uD800-\\uDFFF escape that is half of a surrogate pair, not a character",
+                             file=path, line=number)
         yield number, row
+
+
+def _is_text(row: dict[str, Any]) -> bool:
+    """Whether every string in `row` is text (JSON's `\\ud800` alone decodes to half a character, which nothing
+    downstream can encode)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

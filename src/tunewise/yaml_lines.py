@@ -87,13 +87,21 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
-        """A scalar by its tag (`!!int abc` or an unknown `!tag` is an error at its line, not a traceback)."""
+        """A scalar by its tag (`!!int abc` or an unknown `!tag` is an error at its line, not a traceback), and
+        text only when it is text: `"\\ud800"` is half of a surrogate pair, which no file or parser can take."""
+        line = node.start_mark.line + 1
         try:
-            return self.scalars.construct_object(node, deep=True)
+            value = self.scalars.construct_object(node, deep=True)
         except Exception as e:  # noqa: BLE001 - a tag's constructor fails any way it does (!!int "" is an IndexError)
             said = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
-            raise InputError(f"invalid YAML value {node.value!r}: {said}", file=self.file,
-                             line=node.start_mark.line + 1) from None
+            raise InputError(f"invalid YAML value {node.value!r}: {said}", file=self.file, line=line) from None
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise InputError(f"invalid YAML value: the escape for U+{ord(value[e.start]):04X} is half of a "
+                                 "surrogate pair, not a character", file=self.file, line=line) from None
+        return value
 
 
 def load_yaml(path: Path) -> LocatedYaml:
@@ -117,7 +125,8 @@ def load_yaml(path: Path) -> LocatedYaml:
         raise InputError(f"invalid YAML: {e.problem or e.context}", file=path, line=line) from None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
         line = text[: e.position].count("\n") + 1
-        raise InputError(f"invalid YAML: character {e.character!r} is not allowed ({e.reason})", file=path,
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise InputError(f"invalid YAML: character U+{code:04X} is not allowed ({e.reason})", file=path,
                          line=line) from None
     except yaml.YAMLError as e:
         raise InputError(f"invalid YAML: {str(e).splitlines()[0]}", file=path) from None

@@ -11,6 +11,7 @@ target: the runner alone holds test targets, and scores. An arm never scores its
 from __future__ import annotations
 
 import functools
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -151,6 +152,10 @@ class Result:
                    "retrieval": row.get("retrieval") or meta.pop("retrieval", None)}
         result: Result = _result_adapter().validate_python(row)
         result._check_ranges()
+        try:  # text, not halves of surrogate pairs (a `\ud800` escape alone): reports are written as UTF-8
+            json.dumps(result.to_json(), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a \\u escape that is half of a surrogate pair") from None
         return result
 
     def _check_ranges(self) -> None:

@@ -91,6 +91,11 @@ class RunStore:
             raise InputError(f"not valid JSON: {_FIX_MANIFEST}", file=path) from None
         if not isinstance(data, dict):
             raise InputError(f"not a run's manifest (a JSON {type(data).__name__}): {_FIX_MANIFEST}", file=path)
+        try:  # text, not halves of surrogate pairs (a `\ud800` escape alone): what it holds is written as UTF-8
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"not a run's manifest (a \\u escape that is half of a surrogate pair): {_FIX_MANIFEST}",
+                             file=path) from None
         try:
             ManifestShape.model_validate(data, strict=True)
         except ValidationError as e:
