@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 
-
 def _runs_folder(path: Path) -> Path:
     """--runs-dir names a folder, or one to make: a file there is one line of error, not a traceback later."""
     from tunewise.files import check_folder
@@ -50,7 +49,10 @@ def run(
 
     options = RunOptions(runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache,
                          skip_bad=skip_bad)
-    inputs = check_inputs(task, options)  # bad input is told before the heavy half (decide, report, scipy) loads
+    try:
+        inputs = check_inputs(task, options)  # bad input is told before the heavy half (decide, report, scipy) loads
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # nothing was started
 
     from rich.console import Console
 
