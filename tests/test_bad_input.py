@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_yaml_lines import BILLION_LAUGHS
 
 # Line numbers of BASE (they are what the cases below check):
 #  1 name  2 data  3 path  4 input  5 output  6 metric  7 model  8 uri  9 base_url
@@ -53,17 +54,34 @@ def edit(old: str, new: str, text: str = BASE) -> str:
 ANY_LINE = object()  # the case does not pin the line
 
 
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to `target` (as written: relative to the link's folder)."""
+
+    target: str
+
+
 @dataclass
 class Case:
     task: str | bytes | None  # None: no task file at all
     where: str  # the file the error must name
     line: int | set[int] | None | object  # None: no line in the message; a set: any of these
     phrase: str  # a key phrase of the message
-    files: dict[str, str | bytes] = field(default_factory=lambda: {"data.jsonl": GOOD_DATA}, repr=False)
+    files: dict[str, str | bytes | Link] = field(default_factory=lambda: {"data.jsonl": GOOD_DATA}, repr=False)
 
 
-def with_data(name: str, content: str | bytes) -> dict[str, str | bytes]:
+def with_data(name: str, content: str | bytes) -> dict[str, str | bytes | Link]:
     return {name: content}
+
+
+def split_rows(train: int, test: int) -> str:
+    """`train` train and `test` test examples, each with its own input."""
+    return "".join(json.dumps({"question": f"{split}{i}", "answer": f"a{i}", "split": split}) + "\n"
+                   for split, n in (("train", train), ("test", test)) for i in range(n))
+
+
+SPLIT_FIELD = edit("  output: answer", "  output: answer\n  split_field: split")
+KNOWLEDGE = "knowledge:\n  paths: [docs]\n"
 
 
 CASES: dict[str, Case] = {
@@ -171,6 +189,36 @@ CASES: dict[str, Case] = {
              "two arms are named 'few_shot'"),
     "template-syntax-error": Case(edit("  output: answer", '  output: answer\n  template: "Q: {{ question "'), "task.yaml", 6,
              "invalid Jinja2 template"),
+    # --- inputs that could hurt a run (issue 14) ------------------------------------------------
+    # 342 bytes whose aliases expand to 9**9 strings: refused at a line that uses them, at once
+    "yaml-alias-bomb": Case(BILLION_LAUGHS + BASE, "task.yaml", set(range(2, 10)), "YAML aliases here expand"),
+    # a prompt would show fewer demonstrations than asked: refused at the line of `k` (15) / of the arm (14)
+    "few-shot-k-more-than-train": Case(
+        SPLIT_FIELD.replace("  - zero_shot", "  - zero_shot\n  - few_shot:\n      k: 8"), "task.yaml", 15,
+        "arm 'few_shot': k 8 is more than the 5 train examples", files=with_data("data.jsonl", split_rows(5, 5)),
+    ),
+    "few-shot-rag-shots-more-than-train": Case(
+        SPLIT_FIELD.replace("  - zero_shot", "  - zero_shot\n  - {arm: few_shot_rag, shots: 6}") + KNOWLEDGE,
+        "task.yaml", 14, "arm 'few_shot_rag': shots 6 is more than the 5 train examples",
+        files={"data.jsonl": split_rows(5, 5), "docs/a.md": "A document."},
+    ),
+    "hf-model-folder-missing": Case(edit("uri: openai:m", "uri: hf:./missing-folder"), "task.yaml", 8,
+                                    "no such model folder"),
+    "hf-model-folder-inside-a-folder-that-is-there": Case(
+        edit("uri: openai:m", "uri: hf:models/mine"), "task.yaml", 8, "no such model folder",
+        files={"data.jsonl": GOOD_DATA, "models/README.txt": "the models live here"},
+    ),
+    "lab-world-missing": Case(edit("uri: openai:m", "uri: lab:no-such-world"), "task.yaml", 8,
+                              "no such folder; make one with `tunewise lab world --out no-such-world`"),
+    "knowledge-symlink-loop": Case(
+        edit("  - zero_shot", "  - rag") + KNOWLEDGE, "docs/sub/up", None, "symlink loop (the link leads back to",
+        files={"data.jsonl": GOOD_DATA, "docs/a.md": "A document.", "docs/sub/up": Link("..")},
+    ),
+    "data-output-object-under-text-metric": Case(
+        BASE, "data.jsonl", 3, "the output 'answer' is an object, but metric 'exact' compares text: use `metric: json`",
+        files=with_data("data.jsonl", rows_jsonl(2) + json.dumps({"question": "qx", "answer": {"a": 1}}) + "\n"
+                        + rows_jsonl(3)),
+    ),
 }
 
 
@@ -193,7 +241,10 @@ def write_case(case: Case, root: Path) -> Path:
         else:
             task_path.write_text(case.task, encoding="utf-8")
     for name, content in case.files.items():
-        if isinstance(content, bytes):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Link):
+            (root / name).symlink_to(content.target)
+        elif isinstance(content, bytes):
             (root / name).write_bytes(content)
         else:
             (root / name).write_text(content, encoding="utf-8")
@@ -276,3 +327,68 @@ def test_runs_listing_still_works_after_bad_input(outcomes: dict[str, Outcome]) 
     assert "Traceback" not in proc.stdout + proc.stderr
     for run_dir in [p for p in outcome.runs.iterdir() if p.is_dir()] if outcome.runs.exists() else []:
         assert run_dir.name in proc.stdout  # listed, not skipped or choked on
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> re.Match[str]:
+    """The bad-input contract for a command outside `run`'s cases: exit 2, one `error:` line, no traceback."""
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    m = ERROR_LINE.fullmatch(lines[0])
+    assert m, lines[0]
+    return m
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_runs_dir_that_is_a_file_is_one_line_for_every_command(tmp_path: Path, inside: bool) -> None:
+    task = write_case(Case(BASE, "task.yaml", None, ""), tmp_path / "work")
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder\n")
+    runs = blocker / "deeper" if inside else blocker
+    commands = [["run", str(task)], ["runs"], ["show", "x"], ["report", "x"], ["index", str(task)],
+                ["compare", "a", "b"]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = list(pool.map(lambda args: run_cli([*args, "--runs-dir", str(runs)], cwd=tmp_path), commands))
+    for args, proc in zip(commands, procs):
+        m = one_error_line(proc)
+        assert Path(m["file"]) == blocker and "--runs-dir must be a folder" in m["msg"], (args, m[0])
+    assert blocker.read_text() == "not a folder\n"
+
+
+def test_a_damaged_run_is_one_line_for_show_report_and_resume_and_nothing_changes(tmp_path: Path, server) -> None:
+    import hashlib
+
+    from capitals import write_capitals_task
+
+    import tunewise
+    from tunewise.evaluation.experiment import RunOptions
+
+    task = write_capitals_task(tmp_path / "task", server.base_url, arms=["zero_shot"])
+    runs = tmp_path / "runs"
+    run_id = tunewise.run(task, RunOptions(runs_dir=runs)).store.run_id
+    folder = runs / run_id
+    pristine = {p: p.read_bytes() for p in folder.iterdir()}
+    results = folder / "results.jsonl"
+    lines = results.read_bytes().split(b"\n")
+    damages = {
+        "manifest": (folder / "manifest.json", b'{"task": "capitals", "model": ', 1, "not valid JSON"),
+        "results-line-5": (results, b"\n".join([*lines[:4], b'{"arm": "zero_shot"}', *lines[5:]]), 5,
+                           "not a result (example_id: Field required)"),
+    }
+    for path, damaged, line, phrase in damages.values():
+        for p, data in pristine.items():
+            p.write_bytes(data)
+        path.write_bytes(damaged)
+        before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+        sent = len(server.log.entries)
+        commands = [["show", run_id], ["report", run_id], ["run", str(task), "--resume", run_id],
+                    ["compare", run_id, run_id]]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            procs = list(pool.map(lambda args: run_cli([*args, "--runs-dir", str(runs)], cwd=tmp_path), commands))
+        for args, proc in zip(commands, procs):
+            m = one_error_line(proc)
+            assert (Path(m["file"]), int(m["line"])) == (path, line), (args, m[0])
+            assert m["msg"].startswith(phrase) and ("start a new run" in m["msg"]), (args, m[0])
+        assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
+        assert len(server.log.entries) == sent

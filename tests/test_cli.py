@@ -24,6 +24,38 @@ def test_help_imports_no_heavy_library():
     assert "HEAVY []" in r.stdout
 
 
+HEAVY = ("scipy", "numpy", "torch", "transformers", "peft", "lancedb", "sentence_transformers", "pyarrow", "plotly",
+         "openai")
+
+
+def test_reading_a_task_and_refusing_bad_input_import_no_heavy_library(tmp_path):
+    """Bad input is told at once: reading and checking a task, and the CLI refusing a broken one, load none of
+    the libraries a run needs (scipy alone takes a second to import). Checked by what was imported, not by time."""
+    from capitals import write_capitals_task
+
+    good = write_capitals_task(tmp_path / "good", "http://unused")
+    broken = tmp_path / "good" / "broken.yaml"
+    broken.write_text(good.read_text().replace("metric: exact", "metric: accuracy"))
+    code = (
+        "import sys\n"
+        "import tunewise\n"
+        "from tunewise.evaluation.experiment import RunOptions, check_inputs\n"
+        f"task = tunewise.load_task({str(good)!r})\n"
+        f"check_inputs(task, RunOptions(runs_dir=__import__('pathlib').Path({str(tmp_path / 'runs')!r})))\n"
+        "from tunewise.cli import main\n"
+        f"sys.argv = ['tunewise', 'run', {str(broken)!r}, '--runs-dir', {str(tmp_path / 'runs')!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    print('EXIT', e.code)\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "unknown metric 'accuracy'" in r.stderr
+    assert "EXIT 2" in r.stdout and "HEAVY []" in r.stdout, r.stdout
+    assert not (tmp_path / "runs").exists()
+
+
 def test_runs_and_show_on_empty_dir(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tunewise.cli", "runs", "--runs-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0

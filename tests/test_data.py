@@ -8,11 +8,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tunewise.data import Dataset, Example, hash_split, load_dataset
+from tunewise.errors import InputError
 from tunewise.taskfile import load_task
 
 
-def task_yaml(path: str, *, input: str = "question", data_extra: str = "") -> str:
+def task_yaml(path: str, *, input: str = "question", data_extra: str = "", metric: str = "exact") -> str:
     return (
         "name: data_test\n"
         "data:\n"
@@ -20,7 +23,7 @@ def task_yaml(path: str, *, input: str = "question", data_extra: str = "") -> st
         f"  input: {input}\n"
         "  output: answer\n"
         f"{data_extra}"
-        "metric: exact\n"
+        f"metric: {metric}\n"
         "model: openai:m\n"
         "arms: [zero_shot]\n"
     )
@@ -131,8 +134,58 @@ def test_multi_field_input_as_field_value_lines(tmp_path: Path) -> None:
 
 def test_single_field_input_is_the_bare_value(tmp_path: Path) -> None:
     rows = [{"question": "Who?", "answer": "Ada"}, {"question": {"nested": [1, 2]}, "answer": {"b": 1, "a": 2}}]
-    ds = load(tmp_path, "s.jsonl", rows, data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n")
+    ds = load(tmp_path, "s.jsonl", rows, data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n", metric="json")
     assert [(e.input, e.target) for e in ds.test] == [("Who?", "Ada"), ('{"nested": [1, 2]}', '{"a": 2, "b": 1}')]
+
+
+@pytest.mark.parametrize("metric", ["exact", "normalized", "f1", "contains", "{name: regex, pattern: '(.*)'}"])
+@pytest.mark.parametrize("answer, kind", [({"a": 1}, "an object"), ([1, 2], "a list")])
+def test_an_object_answer_under_a_text_metric_is_refused_at_its_line(tmp_path: Path, metric: str, answer: object,
+                                                                      kind: str) -> None:
+    rows = [*qa_rows(2), {"question": "q", "answer": answer}, *qa_rows(2, start=5)]
+    with pytest.raises(InputError) as info:
+        load(tmp_path, "o.jsonl", rows, metric=metric)
+    assert info.value.line == 3
+    name = metric.split(":")[1].split(",")[0].strip() if "{" in metric else metric
+    assert info.value.message == (f"the output 'answer' is {kind}, but metric '{name}' compares text: "
+                                  "use `metric: json`, or give the answer as a string")
+
+
+def test_an_object_answer_reaches_a_python_metric_as_json_text(tmp_path: Path) -> None:
+    (tmp_path / "my_metric.py").write_text("def score(p, t):\n    return float(p == t)\n")
+    rows = [{"question": "q", "answer": {"b": 1, "a": 2}}]
+    ds = load(tmp_path, "p.jsonl", rows, data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n",
+              metric="python:my_metric:score")
+    assert ds.test[0].target == '{"a": 2, "b": 1}'
+
+
+def test_values_json_has_no_form_for_are_text(tmp_path: Path) -> None:
+    import datetime
+
+    rows = [{"question": datetime.date(2024, 5, 1), "answer": datetime.datetime(2024, 5, 1, 12, 30)}]
+    ds = load(tmp_path, "t.parquet", rows, data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n")
+    assert (ds.test[0].input, ds.test[0].target) == ('"2024-05-01"', '"2024-05-01 12:30:00"')
+
+
+@pytest.mark.parametrize("line, phrase", [
+    ('{"question": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "a"}', "nested too deeply"),
+    ('{"question": "q", "answer": ' + "7" * 5000 + "}", "invalid JSON: Exceeds the limit"),
+    ('{"question": "q\\ud800", "answer": "a"}', "escape that is half of a surrogate pair"),
+])
+def test_json_lines_python_cannot_read_are_errors_at_their_line(tmp_path: Path, line: str, phrase: str) -> None:
+    (tmp_path / "d.jsonl").write_text('{"question": "q", "answer": "a"}\n' + line + "\n")
+    with pytest.raises(InputError) as info:
+        load(tmp_path, "d.jsonl")
+    assert info.value.line == 2
+    assert phrase in info.value.message
+
+
+def test_a_template_that_fails_on_a_row_is_an_error_at_its_line(tmp_path: Path) -> None:
+    rows = [{"question": "q", "n": 2, "answer": "a"}, {"question": "q", "n": "two", "answer": "a"}]
+    with pytest.raises(InputError) as info:
+        load(tmp_path, "t.jsonl", rows, data_extra='  template: "{{ question }} {{ n + 1 }}"\n')
+    assert info.value.line == 2
+    assert info.value.message.startswith("data.template: TypeError:")
 
 
 def test_jinja2_template(tmp_path: Path) -> None:

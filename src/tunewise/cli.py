@@ -18,7 +18,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where runs are stored.", envvar="TUNEWISE_RUNS_DIR")]
+
+def _runs_folder(path: Path) -> Path:
+    """--runs-dir names a folder, or one to make: a file there is one line of error, not a traceback later."""
+    from tunewise.files import check_folder
+
+    check_folder(path, "--runs-dir")
+    return path
+
+
+RunsDir = Annotated[
+    Path, typer.Option("--runs-dir", help="Where runs are stored.", envvar="TUNEWISE_RUNS_DIR", callback=_runs_folder)
+]
 
 
 @app.command()
@@ -32,30 +43,39 @@ def run(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Evaluate every arm of TASK and recommend one."""
+    from tunewise.errors import ModelCallError
+    from tunewise.evaluation.experiment import RunOptions, check_inputs
+
+    options = RunOptions(runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache,
+                         skip_bad=skip_bad)
+    try:
+        inputs = check_inputs(task, options)  # bad input is told before the heavy half (decide, report, scipy) loads
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # nothing was started
+
     from rich.console import Console
 
-    from tunewise.evaluation.experiment import RunOptions
     from tunewise.pipeline import run as run_task
     from tunewise.progress import RichProgress
 
     console = Console(stderr=True)
     with RichProgress(console) as progress:
-        options = RunOptions(
-            runs_dir=runs_dir,
-            resume=resume,
-            retry_errors=retry_errors,
-            use_cache=not no_cache,
-            skip_bad=skip_bad,
-            progress=progress,
-        )
+        options.progress = progress
         try:
-            outcome = run_task(task, options)
+            outcome = run_task(inputs, options)
         except KeyboardInterrupt:
             progress.__exit__()
             run_id = progress.run_id
             hint = f": resume with `tunewise run {task} --resume {run_id}`" if run_id else ""
             console.print(f"interrupted{hint}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(130) from None
+        except ModelCallError as e:
+            progress.clear()
+            if progress.run_id is None:
+                raise
+            raise ModelCallError(f"{e}; run {progress.run_id} stopped: resume it with "
+                                 f"`tunewise run {task} --resume {progress.run_id}` once that is fixed",
+                                 status=e.status, stops_run=e.stops_run) from e
     if as_json:
         print(outcome.summary.model_dump_json(indent=2))
         return
@@ -301,15 +321,23 @@ def _print_summary(summary: Summary, status: str | None = None) -> None:
         out.print(f"  - {reason}", highlight=False)
 
 
+EXIT_BAD_INPUT = 2  # a task, data, document or run file is wrong
+EXIT_MODEL_FAILED = 3  # a model or server failed for good (a refused key, no such model, no server, a failed job)
+
+
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
-    from tunewise.errors import TunewiseError
+    """Console entry point: errors tunewise raises on purpose become one line on stderr, `error: <what>`, and an
+    exit status saying whose they are: 2 bad input, 3 a model or server that fails (0 done, 130 interrupted)."""
+    from tunewise.errors import ModelCallError, TunewiseError
 
     try:
         app()
+    except ModelCallError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_MODEL_FAILED)
     except TunewiseError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

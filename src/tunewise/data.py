@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from tunewise.errors import InputError
+from tunewise.spec.metric import TEXT_METRICS
 from tunewise.spec.task import compile_template
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ class Dataset:
 
 
 def _decode(path: Path) -> str:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", file=path) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -83,9 +87,25 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=path, line=number) from None
+        except (ValueError, RecursionError) as e:  # a number of more than 4,300 digits; nesting past the stack
+            said = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+            raise InputError(f"invalid JSON: {said}", file=path, line=number) from None
         if not isinstance(row, dict):
             raise InputError(f"each line must be a JSON object, got {type(row).__name__}", file=path, line=number)
+        if "\\ud" in line.lower() and not _is_text(row):
+            raise InputError("invalid JSON: a \\uD800-\\uDFFF escape that is half of a surrogate pair, not a character",
+                             file=path, line=number)
         yield number, row
+
+
+def _is_text(row: dict[str, Any]) -> bool:
+    """Whether every string in `row` is text (JSON's `\\ud800` alone decodes to half a character, which nothing
+    downstream can encode)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -133,9 +153,22 @@ def hash_split(example_id: str, fractions: tuple[float, float, float], seed: int
 
 
 def _as_text(value: Any) -> str:
+    """A field's value as the text a prompt or a metric reads: strings as they are, anything else as JSON
+    (values JSON has no form for, such as a Parquet timestamp, as their str())."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _output_problem(value: Any, output: str, metric: str) -> str | None:
+    """What is wrong with an answer of this value under `metric`, if anything. An object or a list is JSON,
+    which a text metric would compare character by character (key order, spacing): refused unless the metric
+    reads JSON (`json`) or is the user's own (`python:`, which gets it as JSON text)."""
+    if isinstance(value, (dict, list)) and metric in TEXT_METRICS:
+        kind = "an object" if isinstance(value, dict) else "a list"
+        return (f"the output '{output}' is {kind}, but metric '{metric}' compares text: use `metric: json`, "
+                "or give the answer as a string")
+    return None
 
 
 class _InputRenderer:
@@ -169,6 +202,11 @@ def load_dataset(task: Task) -> Dataset:
             text = render(row)
         except jinja2.UndefinedError as e:
             raise InputError(f"data.template: {e.message}", **where) from None
+        except Exception as e:  # noqa: BLE001 - a template can fail any way its expressions can (1/0, "a" + 1)
+            raise InputError(f"data.template: {type(e).__name__}: {e}", **where) from None
+        problem = _output_problem(row[spec.output], spec.output, task.metric.name)
+        if problem:
+            raise InputError(problem, **where)
         target = _as_text(row[spec.output])
         if spec.id:
             if row.get(spec.id) in (None, ""):

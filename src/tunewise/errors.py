@@ -2,16 +2,31 @@
 
     TunewiseError           anything tunewise reports to the user
      ├── InputError         a task, data or document file is wrong; the CLI prints one line, exits 2
-     └── ModelCallError     a model call failed for good (after retries); recorded per example
+     └── ModelCallError     a model call failed for good (after retries): recorded as that example's error,
+                            unless it `stops_run`; one that escapes (it stopped the run, or came from work a run
+                            cannot go without) makes the CLI print one line and exit 3
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# Every character str.splitlines() breaks a line at, written as its escape: an error is told in one line, also
+# when it quotes a value holding line breaks (a YAML block scalar, a server's multi-line message).
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = str.maketrans({c: c.encode("unicode_escape").decode() for c in _BREAKS})
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks escaped (`\\n`), so it prints as one line."""
+    return text.translate(_LINE_BREAKS)
+
 
 class TunewiseError(Exception):
-    """Base class of the errors tunewise raises on purpose."""
+    """Base class of the errors tunewise raises on purpose; their message is always one line."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
 
 
 class InputError(TunewiseError):
@@ -19,8 +34,8 @@ class InputError(TunewiseError):
 
     def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None):
         super().__init__(message)
-        self.message = message
-        self.file = str(file) if file is not None else None
+        self.message = one_line(message)
+        self.file = one_line(str(file)) if file is not None else None
         self.line = line
 
     def __str__(self) -> str:
@@ -31,7 +46,12 @@ class InputError(TunewiseError):
 
 
 class ModelCallError(TunewiseError):
-    """A model call that failed after its retries, with what the server told us."""
+    """A model call that failed after its retries, with what the server told us.
+
+    `stops_run`: the failure is the endpoint's, not this call's — a key it refuses (401), no access (403), no
+    such model or path (404), no server to connect to — so every other call would fail alike: a run stops at
+    the first one (resumable) instead of recording it as the error of every example.
+    """
 
     def __init__(
         self,
@@ -40,8 +60,10 @@ class ModelCallError(TunewiseError):
         status: int | None = None,
         request_id: str | None = None,
         retryable: bool = False,
+        stops_run: bool = False,
     ):
         super().__init__(message)
         self.status = status
         self.request_id = request_id
         self.retryable = retryable
+        self.stops_run = stops_run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunewise.decide.schema import Summary
 from tunewise.decide.summary import summary_of
-from tunewise.evaluation.experiment import RunOptions, aevaluate
+from tunewise.evaluation.experiment import Inputs, RunOptions, aevaluate
 from tunewise.evaluation.store import RunStore
 from tunewise.report import write_reports
 from tunewise.spec import Task
@@ -23,8 +23,9 @@ class RunOutcome:
     store: RunStore
 
 
-async def arun(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
-    """Evaluate every arm of `task` on its test split and write summary.json and the reports."""
+async def arun(task: Task | Inputs | str | Path, options: RunOptions | None = None) -> RunOutcome:
+    """Evaluate every arm of `task` (a file, a Task, or the Inputs `check_inputs` made of one) on its test split
+    and write summary.json and the reports."""
     store = await aevaluate(task, options)
     results = list(store.latest().values())
     summary = summary_of(store, results)
@@ -32,6 +33,6 @@ async def arun(task: Task | str | Path, options: RunOptions | None = None) -> Ru
     return RunOutcome(summary=summary, store=store)
 
 
-def run(task: Task | str | Path, options: RunOptions | None = None) -> RunOutcome:
+def run(task: Task | Inputs | str | Path, options: RunOptions | None = None) -> RunOutcome:
     """Synchronous wrapper around `arun`."""
     return asyncio.run(arun(task, options))

@@ -25,13 +25,29 @@ class RichProgress:
         )
         self._rows: dict[str, Any] = {}
         self.run_id: str | None = None
+        self._stopped = False
 
     def __enter__(self) -> RichProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.run_id is not None:
+        if self.run_id is not None and not self._stopped:
+            self._stopped = True
             self._progress.stop()
+
+    def clear(self) -> None:
+        """Stop drawing and take the bars away, so an error's one line stands alone under the run's header. (Not
+        on a terminal nothing was drawn yet, the final state being printed on stop: so nothing is printed.)"""
+        if self.run_id is None or self._stopped:
+            return
+        self._stopped = True
+        self._progress.live.transient = True
+        quiet = self.console.quiet
+        self.console.quiet = quiet or not self.console.is_terminal
+        try:
+            self._progress.stop()
+        finally:
+            self.console.quiet = quiet
 
     def start_run(self, run_id: str, directory: str) -> None:
         """Draws nothing until a run really starts, so an input error prints only its one line."""

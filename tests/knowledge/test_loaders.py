@@ -198,3 +198,55 @@ def test_two_files_with_the_same_id_are_refused(tmp_path):
 def test_strip_tags_keeps_only_body_text():
     page = "<html><head><title>T</title></head><body><h1>Head</h1>text <b>bold</b><br>next<style>x{}</style></body></html>"
     assert readers.strip_tags(page) == "Head\n\ntext bold\n\nnext"
+
+
+def link(path: Path, target: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    return path
+
+
+@pytest.mark.parametrize("case", ["to-an-ancestor", "to-itself", "two-links-in-a-circle", "to-the-root-above"])
+def test_a_symlink_loop_is_an_error_naming_it_or_a_listed_skip(tmp_path, case):
+    docs = tmp_path / "docs"
+    write(docs / "a.md", "A document.")
+    bad, reason = {
+        "to-an-ancestor": (lambda: link(docs / "sub" / "up", ".."), "symlink loop (the link leads back to"),
+        "to-itself": (lambda: link(docs / "self.md", "self.md"), "symlink loop (following the link never ends)"),
+        "two-links-in-a-circle": (lambda: (link(docs / "b.md", "c.md"), link(docs / "c.md", "b.md"))[0],
+                                  "symlink loop (following the link never ends)"),
+        "to-the-root-above": (lambda: link(docs / "sub" / "root", "../.."), "symlink loop (the link leads back to"),
+    }[case]
+    looping = bad()
+    with pytest.raises(InputError) as e:
+        load_documents([docs])
+    assert e.value.file == str(looping if case != "to-the-root-above" else docs / "sub" / "root" / "docs")
+    assert e.value.message.startswith(reason)
+    loaded = load_documents([docs], skip_bad=True)
+    assert [d.id for d in loaded.documents if not d.id.startswith("sub/root/")] == ["a"]
+    assert any(s.path == e.value.file and s.reason == e.value.message for s in loaded.skipped), loaded.skipped
+
+
+def test_links_to_folders_and_files_elsewhere_are_followed_once(tmp_path):
+    docs, shared = tmp_path / "docs", tmp_path / "shared"
+    write(docs / "a.md", "A document.")
+    write(shared / "s.md", "A shared document.")
+    link(docs / "shared", "../shared")
+    link(docs / "again", "../shared")  # the same folder by two links: its file is loaded once
+    link(docs / "alias.md", "a.md")
+    loaded = load_documents([docs])
+    assert sorted(d.id for d in loaded.documents) == ["a", "again/s"]
+    assert loaded.skipped == []
+
+
+def test_a_broken_link_is_an_error_naming_it(tmp_path):
+    docs = tmp_path / "docs"
+    write(docs / "a.md", "A document.")
+    gone = link(docs / "gone", "nowhere")
+    with pytest.raises(InputError, match=r"broken symlink \(it points to nowhere, which does not exist\)") as e:
+        load_documents([docs])
+    assert e.value.file == str(gone)
+    for given in (gone, link(tmp_path / "loop.md", "loop.md")):  # named directly, too
+        with pytest.raises(InputError) as e:
+            load_documents([given])
+        assert e.value.file == str(given) and "symlink" in e.value.message

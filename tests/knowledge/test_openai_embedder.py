@@ -147,16 +147,17 @@ def test_a_wrong_key_is_not_retried_and_an_unreachable_server_is_given_up_on(tmp
         assert [status for _, status, _ in guarded.embedding_log.entries] == [401]
         monkeypatch.setenv("EMBED_KEY", "right")
         assert embedder(db, guarded.base_url, api_key_env="EMBED_KEY").embed(["anything"]).shape == (1, 256)
-    assert refused.value.status == 401 and e.computed == 0
+    assert refused.value.status == 401 and refused.value.stops_run and e.computed == 0
     assert str(refused.value) == (
         f"embedding with openai:bow at {guarded.base_url} failed: HTTP 401: Incorrect API key provided"
+        " (the API key is read from EMBED_KEY)"
     )
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     gone = embedder(db, url, max_retries=1)
-    with pytest.raises(ModelCallError, match=rf"embedding with openai:bow at {url} failed: connection failed"):
+    with pytest.raises(ModelCallError, match=rf"embedding with openai:bow at {url} failed: connection failed") as down:
         gone.embed(["something not cached"])
-    assert gone.retries == 1
+    assert gone.retries == 1 and down.value.stops_run
 
 
 def task_with_embedder(root: Path, base_url: str, embedder_spec: object, **knowledge: object) -> Path:
@@ -189,9 +190,10 @@ def test_the_cli_indexes_through_the_endpoint_and_reports_a_bad_key_in_one_line(
 
         (task.parent / "docs" / "ferry.md").write_text("The ferry now sails twice an hour.\n")
         bad = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "EMBED_KEY": "wrong"})
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr  # a model or server that fails: 3, not bad input
     assert bad.stderr == (
-        f"error: embedding with openai:bow at {guarded.base_url} failed: HTTP 401: Incorrect API key provided\n"
+        f"error: embedding with openai:bow at {guarded.base_url} failed: HTTP 401: Incorrect API key provided"
+        " (the API key is read from EMBED_KEY)\n"
     )
 
 

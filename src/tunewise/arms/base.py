@@ -10,12 +10,15 @@ target: the runner alone holds test targets, and scores. An arm never scores its
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from tunewise.calls.caller import Prices, Usage
 from tunewise.data import Example, Query
@@ -141,13 +144,52 @@ class Result:
         return out
 
     @classmethod
-    def from_json(cls, row: dict[str, Any]) -> Result:
-        """A results.jsonl line; runs recorded before pools and retrieval had fields of their own kept them in meta."""
-        meta = dict(row.get("meta") or {})
-        pool = row.get("pool") or meta.pop("pool", None)
-        retrieval = row.get("retrieval") or meta.pop("retrieval", None)
-        return cls(**{**row, "meta": meta, "pool": PoolScores(**pool) if pool else None,
-                      "retrieval": RetrievalScore(**retrieval) if retrieval else None})
+    def from_json(cls, row: Any) -> Result:
+        """A results.jsonl line read back, its fields typed and in range (pydantic's ValidationError, or
+        ValueError, says what is wrong when it is not a result). Runs recorded before pools and retrieval had
+        fields of their own kept them in meta."""
+        if not isinstance(row, dict):
+            raise ValueError(f"a JSON {type(row).__name__}, not an object")
+        meta = row.get("meta") or {}
+        if isinstance(meta, dict):
+            meta = dict(meta)
+            row = {**row, "meta": meta, "pool": row.get("pool") or meta.pop("pool", None),
+                   "retrieval": row.get("retrieval") or meta.pop("retrieval", None)}
+        result: Result = _result_adapter().validate_python(row)
+        result._check_ranges()
+        try:  # text, not halves of surrogate pairs (a `\ud800` escape alone): reports are written as UTF-8
+            json.dumps(result.to_json(), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a \\u escape that is half of a surrogate pair") from None
+        return result
+
+    def _check_ranges(self) -> None:
+        """Scores and shares in [0, 1], counts, costs and latencies finite and not negative, picks in the pool."""
+        fractions = {"score": self.score}
+        if self.pool is not None:
+            fractions |= {f"pool.scores.{i}": s for i, s in enumerate(self.pool.scores)}
+            for name, pick in self.pool.picks.items():
+                if not 0 <= pick < len(self.pool.scores):
+                    raise ValueError(f"pool.picks.{name}: {pick} is not a candidate of the pool")
+        if self.retrieval is not None:
+            fractions |= {"retrieval.recall": self.retrieval.recall, "retrieval.rr": self.retrieval.rr}
+        for name, value in fractions.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name}: {value} is not between 0 and 1")
+        amounts = {name: getattr(self, name) for name in _AMOUNTS}
+        if self.retrieval is not None:
+            amounts["retrieval.k"] = self.retrieval.k
+        for name, value in amounts.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}: {value} is not a number >= 0")
+
+
+_AMOUNTS = ("calls", "cached_calls", "tokens_in", "tokens_out", "cost", "fresh_cost", "latency_ms")
+
+
+@functools.cache
+def _result_adapter() -> TypeAdapter[Result]:
+    return TypeAdapter(Result)
 
 
 @dataclass

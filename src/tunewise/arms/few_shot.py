@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 class FewShotParams(ArmParams, DemoSettings):
     needs_train = True
+    demos_field = "k"
 
     arm: Literal["few_shot"] = "few_shot"
     k: int = Field(4, ge=1, le=64, description="demonstrations per prompt")

@@ -36,6 +36,7 @@ class RagParams(ArmParams):
 
 class FewShotRagParams(RagParams, DemoSettings):
     needs_train = True
+    demos_field = "shots"
 
     arm: Literal["few_shot_rag"] = "few_shot_rag"  # type: ignore[assignment]
     shots: int = Field(3, ge=1, le=64, description="demonstrations per prompt")

@@ -20,10 +20,11 @@ from tunewise.calls.caller import ModelCaller, Prices
 from tunewise.data import Dataset, load_dataset
 from tunewise.db import Database, connect
 from tunewise.errors import InputError
-from tunewise.evaluation.backend import local_source, open_model
+from tunewise.evaluation.backend import check_model, local_source, open_model
 from tunewise.evaluation.manifest import build_manifest, fingerprint, now, prepared
 from tunewise.evaluation.runner import PrepareEvaluator, ProgressSink, evaluate_arm
 from tunewise.evaluation.store import RunStore
+from tunewise.files import check_folder
 from tunewise.metrics import Metric, build_metric
 from tunewise.spec import Task
 from tunewise.taskfile import load_task
@@ -50,20 +51,51 @@ class RunOptions:
         return self.db_path or self.runs_dir / "tunewise.db"
 
 
-def _open_store(task: Task, options: RunOptions, sizes: dict[str, int]) -> RunStore:
+@dataclass(frozen=True)
+class Inputs:
+    """A task as a run takes it: read, its examples split, and checked (see `check_inputs`)."""
+
+    task: Task
+    dataset: Dataset
+
+
+def check_inputs(task: Task | str | Path, options: RunOptions | None = None) -> Inputs:
+    """Everything input can be wrong about, found before a run folder is made, a model loaded or a call paid
+    for: the task file, its data, what its arms need, its model, the runs folder, and the run to resume (read
+    whole, changed in nothing). Raises InputError (ModelCallError when a model hub cannot be reached).
+
+    Imports nothing heavy, so a bad input is told at once (`tunewise run` calls it before loading the rest)."""
+    options = options or RunOptions()
+    if options.retry_errors and options.resume is None:
+        raise InputError("--retry-errors only applies to a resumed run (--resume RUN_ID)")
+    if not isinstance(task, Task):
+        task = load_task(task)
+    check_folder(options.runs_dir)
+    dataset = load_dataset(task)
+    check_arms(task, dataset)
+    check_model(task)
+    if options.resume is not None:
+        store = RunStore.open(options.runs_dir, options.resume)
+        if store.manifest.get("task_fingerprint") != fingerprint(task):
+            raise InputError(
+                f"the task or its data changed since run '{options.resume}' started; start a new run instead",
+                file=task.path,
+            )
+        store.results()  # every line that is not a result is an error now, not after the run has started
+    return Inputs(task, dataset)
+
+
+def _open_store(inputs: Inputs, options: RunOptions) -> tuple[RunStore, str]:
+    """The run's store, and the status to leave it in if the run stops before doing any work: a resumed run
+    keeps the one it had (a complete run stays complete), a new one is interrupted."""
     if options.resume is None:
-        if options.retry_errors:
-            raise InputError("--retry-errors only applies to a resumed run (--resume RUN_ID)")
-        return RunStore.create(options.runs_dir, task.name, build_manifest(task, sizes))
+        manifest = build_manifest(inputs.task, inputs.dataset.sizes)
+        return RunStore.create(options.runs_dir, inputs.task.name, manifest), "interrupted"
     store = RunStore.open(options.runs_dir, options.resume)
-    if store.manifest.get("task_fingerprint") != fingerprint(task):
-        raise InputError(
-            f"the task or its data changed since run '{options.resume}' started; start a new run instead",
-            file=task.path,
-        )
+    previous = store.manifest.get("status") or "interrupted"
     store.repair()
     store.update_manifest(status="running")
-    return store
+    return store, previous
 
 
 def check_arms(task: Task, dataset: Dataset) -> None:
@@ -76,13 +108,26 @@ def check_arms(task: Task, dataset: Dataset) -> None:
         cls.check(params, task, i)
         if params.needs_train and not dataset.train:
             raise task.error(f"arm '{params.label}' needs train examples, but the train split is empty", "arms", i)
+        shown = getattr(params, params.demos_field) if params.demos_field else 0
+        if shown > len(dataset.train):
+            raise task.error(
+                f"arm '{params.label}': {params.demos_field} {shown} is more than the {len(dataset.train)} train "
+                f"examples (a prompt would show fewer than asked)", "arms", i, params.demos_field,
+            )
         if params.needs_knowledge and task.knowledge is None:
             raise task.error(f"arm '{params.label}' reads the task's documents, but the task has no `knowledge:`", "arms", i)
 
 
+@dataclass
+class _Work:
+    """Whether a run has begun any work (an arm with examples to answer): until then, stopping changes nothing."""
+
+    begun: bool = False
+
+
 async def _evaluate_arms(
     dataset: Dataset, context: ArmContext, caller: ModelCaller, store: RunStore, options: RunOptions, *,
-    metric: Metric, concurrency: int,
+    metric: Metric, concurrency: int, work: _Work,
 ) -> None:
     progress = options.progress
 
@@ -103,6 +148,7 @@ async def _evaluate_arms(
             progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
         if not todo:
             continue
+        work.begun = True
         kept: ArmRecord | None = await arm.prepare()
         try:
             if kept is not None:
@@ -124,17 +170,16 @@ async def _knowledge(task: Task, db: Database, options: RunOptions) -> TaskIndex
     )
 
 
-async def aevaluate(task: Task | str | Path, options: RunOptions | None = None) -> RunStore:
+async def aevaluate(task: Task | Inputs | str | Path, options: RunOptions | None = None) -> RunStore:
     """Evaluate every arm of `task` on its test split into a run store (new, or the one resumed).
 
-    Input errors surface before the run folder is made; after that, whatever happens, the manifest says
-    whether the run completed or was interrupted, and everything recorded stays recorded.
+    Input errors surface before the run folder is made (`check_inputs`, unless given its `Inputs`); after that,
+    whatever happens, the manifest says whether the run completed or was interrupted, and everything recorded
+    stays recorded. A resumed run that stops before any work keeps the status it had.
     """
     options = options or RunOptions()
-    if not isinstance(task, Task):
-        task = load_task(task)
-    dataset = load_dataset(task)
-    check_arms(task, dataset)
+    inputs = task if isinstance(task, Inputs) else check_inputs(task, options)
+    task, dataset = inputs.task, inputs.dataset
     async with AsyncExitStack() as cleanup:
         db = connect(options.database)
         cleanup.callback(db.close)
@@ -144,33 +189,38 @@ async def aevaluate(task: Task | str | Path, options: RunOptions | None = None) 
         source = await asyncio.to_thread(local_source, task.model, task.base_dir)
         model = await asyncio.to_thread(open_model, task.model, source)
         cleanup.push_async_callback(model.aclose)
-        store = _open_store(task, options, dataset.sizes)
+        store, stopped = _open_store(inputs, options)
         cleanup.callback(store.close)
-        if knowledge is not None:
-            store.update_manifest(knowledge=knowledge.describe())
-        if options.progress:
-            options.progress.start_run(store.run_id, str(store.dir))
-        caller = ModelCaller(
-            model,
-            ResponseCache(db),
-            prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
-            run_id=store.run_id,
-            temperature=task.model.temperature,
-            max_tokens=task.model.max_tokens,
-            read_cache=options.use_cache,
-        )
-        concurrency = max(task.model.max_concurrency, task.model.batch_size)
-        metric = build_metric(task.metric, task.base_dir)
-        context = ArmContext(
-            task=task, train=dataset.train, dev=dataset.dev, test=[e.query for e in dataset.test], db=db,
-            knowledge=knowledge.index if knowledge else None, run_dir=store.dir, model_source=source, caller=caller,
-            evaluate=PrepareEvaluator(caller, metric, concurrency, options.progress),
-            on_training=options.progress.training if options.progress else None,
-        )
-        status = "interrupted"
+        work = _Work()
         try:
-            await _evaluate_arms(dataset, context, caller, store, options, metric=metric, concurrency=concurrency)
-            status = "complete"
-        finally:
-            store.update_manifest(status=status, updated_at=now())
+            if knowledge is not None:
+                store.update_manifest(knowledge=knowledge.describe())
+            if options.progress:
+                options.progress.start_run(store.run_id, str(store.dir))
+            caller = ModelCaller(
+                model,
+                ResponseCache(db),
+                prices=Prices(task.model.price_in_per_1m, task.model.price_out_per_1m),
+                run_id=store.run_id,
+                temperature=task.model.temperature,
+                max_tokens=task.model.max_tokens,
+                read_cache=options.use_cache,
+            )
+            concurrency = max(task.model.max_concurrency, task.model.batch_size)
+            metric = build_metric(task.metric, task.base_dir)
+            context = ArmContext(
+                task=task, train=dataset.train, dev=dataset.dev, test=[e.query for e in dataset.test], db=db,
+                knowledge=knowledge.index if knowledge else None, run_dir=store.dir, model_source=source,
+                caller=caller, evaluate=PrepareEvaluator(caller, metric, concurrency, options.progress),
+                on_training=options.progress.training if options.progress else None,
+            )
+            await _evaluate_arms(dataset, context, caller, store, options, metric=metric, concurrency=concurrency,
+                                 work=work)
+            store.update_manifest(status="complete", updated_at=now())
+        except BaseException:
+            if work.begun:
+                store.update_manifest(status="interrupted", updated_at=now())
+            else:
+                store.update_manifest(status=stopped)
+            raise
     return store

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tunewise.spec import ModelSpec, Requirements, Task
 from tunewise.version import __version__
-from tunewise.spec import Task
 
 ID_SCHEME = 2  # example ids derived from the input only (1: from the input and the target)
 
@@ -53,6 +55,64 @@ def build_manifest(task: Task, sizes: dict[str, int]) -> dict[str, Any]:
         "settings": task.model_dump(mode="json", exclude={"name", "arms", "metric", "requirements", "seed"}),
         "status": "running",
     }
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ArmEntry(_Open):
+    arm: str
+    name: str | None = None
+
+
+class _PrepareRecord(_Open):
+    fixed_cost: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class _Skipped(_Open):
+    path: str
+    reason: str
+
+
+class _Knowledge(_Open):
+    skipped: list[_Skipped] = []
+
+
+class _Settings(_Open):
+    model: ModelSpec | None = None
+
+
+class ManifestShape(_Open):
+    """What the readers of a manifest rely on (resume, summaries, reports, comparisons, `tunewise runs`): checked,
+    strictly (no "3" for 3), whenever a manifest is read, so a damaged one is an error naming it, not a crash in
+    whichever reader meets the damage first. Fields it does not name are any JSON."""
+
+    task: str
+    model: str
+    arms: list[_ArmEntry] = Field(min_length=1)  # a task has at least one
+    arm_names: list[str]
+    status: str | None = None
+    seed: int = 0
+    requirements: Requirements | None = None
+    prepared: dict[str, _PrepareRecord] | None = None
+    training: dict[str, _PrepareRecord] | None = None  # what `prepared` was called before 0.2
+    knowledge: _Knowledge | None = None
+    splits: dict[str, int] | None = None
+    settings: _Settings | None = None
+    run_id: str | None = None
+    task_fingerprint: str | None = None
+    task_path: str | None = None
+    base_dir: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @model_validator(mode="after")
+    def _names_are_the_arms(self) -> ManifestShape:
+        labels = [a.name or a.arm for a in self.arms]
+        if self.arm_names != labels or len(set(labels)) != len(labels):
+            raise ValueError(f"arm_names {self.arm_names} are not the distinct names of its arms {labels}")
+        return self
 
 
 def prepared(manifest: dict[str, Any]) -> dict[str, Any]:

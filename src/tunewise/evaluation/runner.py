@@ -97,7 +97,9 @@ async def evaluate(
     on_result: Callable[[Result], None],
 ) -> None:
     """Answer and score every example with at most `concurrency` in flight, handing each Result to `on_result`
-    as it finishes. A model call that fails for good is that example's error; nothing else is caught."""
+    as it finishes. A model call that fails for good is that example's error, unless the endpoint refuses every
+    call (`ModelCallError.stops_run`): then the evaluation stops with it, the examples in flight unrecorded (a
+    resumed run answers them). Nothing else is caught."""
     queue: asyncio.Queue[Example] = asyncio.Queue()
     for example in examples:
         queue.put_nowait(example)
@@ -113,6 +115,9 @@ async def evaluate(
                 reply: Answer | None = await answer(example, lm)
                 error = None
             except ModelCallError as e:
+                if e.stops_run:  # every other call would fail alike: stop, leaving this example to a resume
+                    raise ModelCallError(f"arm '{arm}': {e}", status=e.status, request_id=e.request_id,
+                                         stops_run=True) from e
                 reply, error = None, str(e)
             on_result(scored(arm, example, reply, error, metric, lm.usage))
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import InputError
 from tunewise.finetune.export import Conversation
+from tunewise.models.hf_backend import load_pretrained
 from tunewise.spec.finetune import LoraSettings
 
 if TYPE_CHECKING:
@@ -156,14 +157,13 @@ def _quiet_single_thread() -> Iterator[None]:
 def _lora_model(source: str, settings: LoraSettings, seed: int) -> tuple[Any, Any]:
     """The tokenizer (right padding, for training) and the base model wrapped with fresh, seeded LoRA weights."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import set_seed
 
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    set_seed(seed)
+    tokenizer, model = load_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    set_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(source)
     targets = settings.target_modules or target_modules(model)
     config = LoraConfig(
         task_type="CAUSAL_LM",

@@ -10,6 +10,7 @@ in a folder are always listed as skipped, never an error.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,14 +59,19 @@ class LoadResult:
 def load_documents(paths: Sequence[str | Path], *, skip_bad: bool = False, max_file_mb: float = 20) -> LoadResult:
     """Read every document under `paths` (files, or folders searched recursively in sorted order).
 
-    Hidden files and folders (names starting with '.') are ignored. A path that does not exist is always
-    an error; with `skip_bad`, every other problem skips the file (or the .jsonl line) and says why.
+    Hidden files and folders (names starting with '.') are ignored. Links to folders are followed, once: a link
+    that leads back into a folder it is in (a symlink loop), or that cannot be followed, is bad like an
+    unreadable file. A path that does not exist is always an error; with `skip_bad`, every other problem skips
+    the file (or the .jsonl line, or the link) and says why.
     """
     loader = _Loader(skip_bad=skip_bad, max_bytes=max_file_mb * _MB, max_file_mb=max_file_mb)
     for given in paths:
         given = Path(given)
-        if given.is_dir():
-            for file in _walk(given):
+        broken = _unfollowable(given)
+        if broken is not None and given.is_symlink():
+            loader.bad(given, BadDocument(broken))
+        elif given.is_dir():
+            for file in _walk(given, loader):
                 rel = file.relative_to(given)
                 if file.suffix.lower() not in SUPPORTED:
                     loader.skipped.append(Skipped(str(file), f"unsupported type ({file.suffix or 'no extension'})"))
@@ -82,15 +88,50 @@ def load_documents(paths: Sequence[str | Path], *, skip_bad: bool = False, max_f
     return LoadResult(loader.documents, loader.skipped)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Files under `folder`, hidden ones and hidden folders left out, in sorted POSIX-path order."""
+def _unfollowable(path: Path) -> str | None:
+    """Why a link at `path` cannot be followed (it loops, or leads nowhere); None when it can, or is no link."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (following the link never ends)"
+        if path.is_symlink():
+            return f"broken symlink (it points to {os.readlink(path)}, which does not exist)"
+    return None
+
+
+def _walk(folder: Path, loader: _Loader) -> Iterator[Path]:
+    """Files under `folder`, hidden ones and hidden folders left out, in sorted POSIX-path order.
+
+    Links are followed; one that leads into a folder the walk is inside (an ancestor, so it would never end) or
+    cannot be followed, and a folder that cannot be listed, are `loader.bad`."""
     found: list[tuple[str, Path]] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith("."):
-                path = Path(root) / name
+
+    def visit(directory: Path, inside: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as e:
+            loader.bad(directory, BadDocument(f"cannot read folder: {e.strerror or e}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                broken = _unfollowable(path)
+                if broken is not None:
+                    loader.bad(path, BadDocument(broken))
+                    continue
+            if entry.is_dir():
+                real = path.resolve()
+                if real in inside:
+                    loader.bad(path, BadDocument(f"symlink loop (the link leads back to {real}, a folder it is in)"))
+                    continue
+                visit(path, inside | {real})
+            else:
                 found.append((path.relative_to(folder).as_posix(), path))
+
+    visit(folder, frozenset({folder.resolve()}))
     return (path for _, path in sorted(found))
 
 

@@ -62,6 +62,7 @@ class OpenAIEmbedder(Embedder):
                 status=e.status,
                 request_id=e.request_id,
                 retryable=e.retryable,
+                stops_run=e.stops_run,
             ) from e
 
     def _run(self, texts: list[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["build_model", "build_world", "default_world_dir", "resolve_model"]
+__all__ = ["build_model", "build_world", "default_world_dir", "find_world", "resolve_model"]
 
 DEFAULT_SEED = 0
 
@@ -55,11 +55,21 @@ def default_world_dir() -> Path:
     return target
 
 
+def find_world(spec: str, base_dir: Path) -> Path | None:
+    """The world dir `lab:<spec>` names (absolute or relative to base_dir), None for the default world ('default'
+    or ''); FileNotFoundError, saying how to make one, when there is no lab world there."""
+    if spec.strip() in ("", "default"):
+        return None
+    from tunewise.lab.worlddir import WORLD_FILE
+
+    path = Path(spec).expanduser()
+    world = (path if path.is_absolute() else Path(base_dir) / path).resolve()
+    if not (world / WORLD_FILE).is_file():
+        what = "no such folder" if not world.exists() else f"not a lab world (no {WORLD_FILE})"
+        raise FileNotFoundError(f"{world}: {what}; make one with `tunewise lab world --out {spec}`")
+    return world
+
+
 def resolve_model(spec: str, base_dir: Path) -> Path:
     """Model dir for the URI `lab:<spec>`: a world dir (absolute or relative to base_dir), or 'default'/''."""
-    if spec.strip() in ("", "default"):
-        world = default_world_dir()
-    else:
-        path = Path(spec).expanduser()
-        world = path if path.is_absolute() else Path(base_dir) / path
-    return build_model(world.resolve())
+    return build_model(find_world(spec, base_dir) or default_world_dir())

@@ -43,6 +43,45 @@ def hf_model_id(source: str) -> str:
     return f"hf:{local_model_id(path)}" if path.is_dir() else f"hf:{source}"
 
 
+def _cached_snapshot(repo_id: str) -> str | None:
+    """The folder of a hub model's snapshot in the local Hugging Face cache, found without a network call."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except (OSError, ValueError):  # not in the cache (LocalEntryNotFoundError is an OSError), or not a hub id
+        return None
+
+
+def load_pretrained(source: str) -> tuple[Any, Any]:
+    """The tokenizer and causal LM at `source` (a folder, or a hub id), read from this machine when they are on it.
+
+    A hub model already in the local cache is loaded from its snapshot folder, with no network call: named by its
+    hub id, transformers asks the hub for newer files (and for an adapter, even with local_files_only), and when
+    the hub cannot be reached it retries for minutes before it falls back to the cache. Only a model the cache
+    lacks, or lacks files of, is fetched. InputError when it cannot be loaded.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load(where: str, local_only: bool) -> tuple[Any, Any]:
+        return (AutoTokenizer.from_pretrained(where, local_files_only=local_only),
+                AutoModelForCausalLM.from_pretrained(where, local_files_only=local_only))
+
+    try:
+        if Path(source).is_dir():
+            return load(source, local_only=True)
+        snapshot = _cached_snapshot(source)
+        if snapshot is not None:
+            try:
+                return load(snapshot, local_only=True)
+            except OSError:
+                pass  # a snapshot without every file: the hub has the rest
+        return load(source, local_only=False)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot load transformers model '{source}': {first}") from None
+
+
 def chat_text(tokenizer: Any, messages: list[Message], *, add_generation_prompt: bool) -> str:
     """A conversation as the model reads it: the tokenizer's chat template when it has one, else
     role-prefixed lines. Inference and fine-tuning both render through here, so they agree."""
@@ -68,17 +107,10 @@ class HFModel:
         merge: bool = True,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # tunewise draws its own progress; a bar per load is noise
-        local = Path(source).is_dir()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
-            self.model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local)
-        except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"cannot load transformers model '{source}': {first}") from None
+        self.tokenizer, self.model = load_pretrained(source)
         if adapter is not None:
             from peft import PeftModel
 

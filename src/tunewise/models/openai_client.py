@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from tunewise.errors import InputError, ModelCallError
 
@@ -46,19 +47,37 @@ def retry_after_seconds(headers: httpx.Headers | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+_REFUSING = (401, 403, 404)  # the key, the access or the model (or path) is wrong: for every request alike
+
+
+def _cannot_connect(cause: BaseException | None) -> bool:
+    """Whether the SDK's transport could not connect at all (refused, unresolvable): httpx's ConnectError, of
+    whichever httpx the installed SDK is built on (httpx, or httpx2 in later openai releases)."""
+    return cause is not None and any(
+        c.__name__ == "ConnectError" and c.__module__.startswith("httpx") for c in type(cause).__mro__
+    )
+
+
 def classify(e: Exception) -> ModelCallError:
-    """An SDK exception as a ModelCallError that says whether trying again can help."""
+    """An SDK exception as a ModelCallError that says whether trying again can help, and whether the endpoint
+    refuses every call (a refusing status, or no server to connect to: `stops_run`)."""
     import openai
 
     if isinstance(e, openai.APIStatusError):
         retryable = e.status_code in (408, 409, 429) or e.status_code >= 500
         said = e.message.removeprefix(f"Error code: {e.status_code} - ")  # the SDK's prefix repeats the status
         return ModelCallError(
-            f"HTTP {e.status_code}: {said}", status=e.status_code, request_id=e.request_id, retryable=retryable
+            f"HTTP {e.status_code}: {said}", status=e.status_code, request_id=e.request_id, retryable=retryable,
+            stops_run=e.status_code in _REFUSING,
         )
     if isinstance(e, openai.APITimeoutError):
         return ModelCallError("request timed out", retryable=True)
     if isinstance(e, openai.APIConnectionError):
+        # Refused or unresolvable: no server there. A dropped connection (a server that is there) is this call's.
+        if _cannot_connect(e.__cause__):
+            url = urlsplit(str(e.request.url))
+            return ModelCallError(f"connection failed: {e.__cause__} (no server at {url.scheme}://{url.netloc})",
+                                  retryable=True, stops_run=True)
         return ModelCallError(f"connection failed: {e.__cause__ or e}", retryable=True)
     return ModelCallError(f"{type(e).__name__}: {e}", retryable=False)
 
@@ -74,6 +93,9 @@ class OpenAIEndpoint:
                 raise InputError(f"environment variable {spec.api_key_env} is not set (needed for {spec.uri})")
             api_key = "unused"
         self.base_url = spec.base_url
+        # What a 401 should point to: the variable the key came from, or that it was not set.
+        self._key_hint = (f"the API key is read from {spec.api_key_env}" if os.environ.get(spec.api_key_env)
+                          else f"{spec.api_key_env} is not set, so no API key was sent")
         self.max_retries = spec.max_retries
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -100,6 +122,9 @@ class OpenAIEndpoint:
                 except Exception as e:  # noqa: BLE001 - every SDK error is classified right below
                     error = classify(e)
                     if not error.retryable or attempt == self.max_retries:
+                        if error.status == 401:
+                            error = ModelCallError(f"{error} ({self._key_hint})", status=401,
+                                                   request_id=error.request_id, stops_run=True)
                         raise error from e
                     self.retries += 1
                     await asyncio.sleep(self._wait(attempt, e))

@@ -20,6 +20,8 @@ class ArmParams(BaseModel):
     needs_train: ClassVar[bool] = False
     needs_knowledge: ClassVar[bool] = False
     trains: ClassVar[bool] = False  # fine-tuned arms: a one-off training cost, weighed by break-even
+    # The field saying how many train examples each prompt shows (few_shot: k); a run refuses more than train has.
+    demos_field: ClassVar[str | None] = None
 
     arm: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

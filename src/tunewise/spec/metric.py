@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 BUILTIN = ("exact", "normalized", "f1", "contains", "regex", "json")
+TEXT_METRICS = ("exact", "normalized", "f1", "contains", "regex")  # the built-in metrics that compare answers as text
 
 
 def python_ref(ref: str) -> tuple[str, str]:

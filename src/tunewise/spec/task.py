@@ -169,9 +169,16 @@ class Task(_Strict):
         return self._path
 
     def error(self, message: str, *loc: str | int) -> InputError:
-        """An InputError pointing at the task file and, when it was read from one, the line of `loc`."""
-        line = self._located.line_of(loc) if self._located else None
-        return InputError(message, file=self._path, line=line)
+        """An InputError pointing at the task file and, when it was read from one, the line of `loc`
+        (`"arms", i, "k"` finds `k` also in an arm written `- few_shot: {k: 8}`, under the arm's name)."""
+        if self._located is None:
+            return InputError(message, file=self._path)
+        if len(loc) > 2 and loc[0] == "arms" and isinstance(loc[1], int):
+            written = self._located.data.get("arms")
+            entry = written[loc[1]] if isinstance(written, list) and 0 <= loc[1] < len(written) else None
+            if isinstance(entry, dict) and len(entry) == 1 and "arm" not in entry:
+                loc = (*loc[:2], next(iter(entry)), *loc[2:])
+        return InputError(message, file=self._path, line=self._located.line_of(loc))
 
     @property
     def base_dir(self) -> Path:
