@@ -303,6 +303,56 @@ def finetune_export(
     typer.echo(f"{out}: {len(examples)} {split} conversations{chunks}")
 
 
+@app.command()
+def serve(
+    run_id: Annotated[str, typer.Argument(help="A run id (see `tunewise runs`).")],
+    arm: Annotated[Optional[str], typer.Option("--arm", help="The arm to serve (default: the run's recommendation).")] = None,
+    host: Annotated[str, typer.Option("--host", help="The address to bind (loopback unless you say otherwise).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to bind.")] = 8000,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys.")] = False,
+    api_keys_file: Annotated[
+        Optional[Path], typer.Option("--api-keys-file", help="A file of the keys' sha256 hex digests, one a line.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every call to the model (answers are still stored).")] = False,
+    rate_limit: Annotated[float, typer.Option("--rate-limit", help="Requests a minute per key.")] = 600.0,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Larger request bodies get a 413.")] = 1_000_000,
+    max_input_chars: Annotated[int, typer.Option("--max-input-chars", help="Longer queries get a 400.")] = 20_000,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take before a 504.")] = 120.0,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Serve the arm RUN_ID measured as an OpenAI-compatible API (keys from TUNEWISE_API_KEYS); SIGTERM drains."""
+    import asyncio
+
+    from tunewise.serve import Keys, Limits, ServedArm, serve as serve_arm
+
+    keys = Keys.load(keys_file=api_keys_file, no_auth=no_auth)
+    limits = Limits(max_body_bytes=max_body_bytes, max_input_chars=max_input_chars, timeout_s=timeout,
+                    per_minute=rate_limit)
+
+    def ready(served: ServedArm, url: str) -> None:
+        typer.echo(f"serving {served.model_id} (run {served.run_id}) at {url}" + ("" if keys.required else ", no auth"))
+
+    asyncio.run(serve_arm(run_id, runs_dir, arm=arm, host=host, port=port, keys=keys, limits=limits,
+                          read_cache=not no_cache, on_ready=ready))
+
+
+@app.command()
+def traffic(
+    run_id: Annotated[str, typer.Argument(help="A run whose arm was served.")],
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
+    arm: Annotated[Optional[str], typer.Option("--arm", help="Only what this arm answered.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Write the queries served for RUN_ID as a data file of the task's input fields, ready to label."""
+    from tunewise.db import connect
+    from tunewise.evaluation.store import RunStore
+    from tunewise.serve.traffic import export
+
+    RunStore.open(runs_dir, run_id)
+    count = export(connect(runs_dir / "tunewise.db"), run_id, out, arm=arm)
+    typer.echo(f"{out}: {count} served queries")
+
+
 def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table

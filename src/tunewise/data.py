@@ -171,7 +171,10 @@ def _output_problem(value: Any, output: str, metric: str) -> str | None:
     return None
 
 
-class _InputRenderer:
+class InputRenderer:
+    """An example's input as the arms see it: the task's template, the one field's value, or `field: value` lines
+    (a served query is rendered by the same one)."""
+
     def __init__(self, spec: DataSpec):
         self.fields = spec.input_fields
         self.template = compile_template(spec.template) if spec.template else None
@@ -188,7 +191,7 @@ def load_dataset(task: Task) -> Dataset:
     """Read the task's data file and split it; every problem names the file and line."""
     spec = task.data
     path = task.data_path
-    render = _InputRenderer(spec)
+    render = InputRenderer(spec)
     required = [*spec.input_fields, spec.output] + ([spec.split_field] if spec.split_field else [])
     splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
     seen: dict[str, int] = {}

@@ -108,6 +108,33 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'the call log is append-only'); END
         """,
     ),
+    (
+        # What `tunewise serve` answered: one append-only row per served request (the key's id, never the key).
+        "m006_served",
+        """
+        CREATE TABLE served (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            key_id TEXT,
+            status INTEGER NOT NULL,
+            error TEXT,
+            latency_ms REAL NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            fields TEXT,
+            answer TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        CREATE INDEX served_run ON served (run_id, arm);
+        CREATE TRIGGER served_never_updated BEFORE UPDATE ON served
+            BEGIN SELECT RAISE(ABORT, 'the traffic log is append-only'); END;
+        CREATE TRIGGER served_never_deleted BEFORE DELETE ON served
+            BEGIN SELECT RAISE(ABORT, 'the traffic log is append-only'); END
+        """,
+    ),
 ]
 
 

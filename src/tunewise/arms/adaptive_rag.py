@@ -168,6 +168,7 @@ class AdaptiveRagArm(RagArm):
     Meta = AdaptiveMeta
     Record = NecessityRecord
     params: AdaptiveRagParams
+    serves = frozenset({"max_tokens", "stop"})
     gate: Gate | None = None
 
     @classmethod

@@ -45,8 +45,17 @@ class ArmRecord(_Typed):
     """What an arm's `prepare` did, kept in the run's manifest: its one-off cost (US$, at the run's prices) and
     calls."""
 
+    # Fields that say how this preparation went rather than what it made (`differs` ignores them).
+    circumstances: ClassVar[frozenset[str]] = frozenset({"fixed_cost", "usage"})
+
     fixed_cost: float = 0.0
     usage: Usage | None = None
+
+    def differs(self, recorded: ArmRecord) -> list[str]:
+        """The fields in which this preparation made something other than the recorded one (what a server must
+        not do: serve another gate, other demonstrations, another adapter than the run measured)."""
+        now, then = self.model_dump(exclude=self.circumstances), recorded.model_dump(exclude=self.circumstances)
+        return sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
 
     def priced(self, prices: Prices, model: ModelSpec) -> float:
         """The one-off cost at other prices: its calls' tokens priced again (what is not calls keeps its cost)."""
@@ -234,6 +243,7 @@ class ArmContext:
     caller: ModelCaller | None = None
     evaluate: Evaluator | None = None
     on_training: Callable[[str, int, int, float], None] | None = None
+    serving: bool = False  # `prepare` must then reproduce what the run made (an adapter, a job), never make it anew
 
 
 class Arm(ABC):
@@ -242,6 +252,9 @@ class Arm(ABC):
     Params: ClassVar[type[ArmParams]] = ArmParams
     Meta: ClassVar[type[AnswerMeta]] = AnswerMeta
     Record: ClassVar[type[ArmRecord]] = ArmRecord
+    # What a served request may set (`tunewise serve`): `n` (choice i draws sample i of each call), and the
+    # generation settings the arm leaves to the task. Anything else a client sets is refused, naming it.
+    serves: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: ArmParams, context: ArmContext):
         self.params = params

@@ -94,6 +94,7 @@ class CommitteeArm(Arm):
     Params = CommitteeParams
     Meta = CommitteeMeta
     params: CommitteeParams
+    serves = frozenset({"max_tokens", "stop"})
 
     @classmethod
     def check(cls, params: ArmParams, task: Task, index: int) -> None:

@@ -58,6 +58,7 @@ class FewShotArm(Arm):
     Meta = DemoMeta
     Record = BootstrapRecord
     params: FewShotParams
+    serves = frozenset({"n", "temperature", "max_tokens", "stop"})
 
     async def prepare(self) -> ArmRecord | None:
         self.demos = DemoSelector(self.context, k=self.params.k, settings=self.params)

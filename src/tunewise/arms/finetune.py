@@ -27,6 +27,7 @@ from tunewise.arms.base import Arm, ArmExtras, ArmParams, ArmRecord, Result
 from tunewise.arms.rag import RagArm, RagParams
 from tunewise.arms.zero_shot import ZeroShotArm
 from tunewise.calls.caller import Prices
+from tunewise.errors import InputError
 from tunewise.finetune.export import Conversation, conversations, document_conversations, read_jsonl
 from tunewise.spec import LoraSettings, ProviderSettings
 
@@ -74,6 +75,8 @@ class FinetuneRagParams(FinetuneParams, RagParams):
 class TrainingRecord(ArmRecord):
     """How the model was fine-tuned: `lora` (adapter, steps, seconds, best dev loss, reused from an identical
     training) or `provider` (job, model, tokens trained on)."""
+
+    circumstances = frozenset({"fixed_cost", "usage", "reused"})
 
     method: Literal["lora", "provider"]
     train_examples: int
@@ -204,6 +207,9 @@ class FinetunedArm(Arm):
         key = fingerprint(hf_model_id(source), settings, self.seed, train, dev)
         adapters = self.run_dir / "adapters"
         found = [a for d in sorted(adapters.glob("[!.]*")) if (a := TrainedAdapter.load(d)) and a.fingerprint == key]
+        if not found and self.context.serving:
+            raise InputError(f"arm '{self.name}': the adapter this run trained is not in {adapters} any more, so"
+                             " what was measured cannot be served; run the task again")
         adapter = found[0] if found else train_adapter(
             source, train, dev, settings, seed=self.seed, out=adapters / self.name, fingerprint=key,
             progress=self._progress,
@@ -229,8 +235,12 @@ class FinetunedArm(Arm):
         epochs = round(self.params.epochs) if "epochs" in self.params.model_fields_set else None
         payload = json.dumps([spec.uri, epochs, self.seed, train, dev], sort_keys=True)
         key = hashlib.sha256(payload.encode()).hexdigest()
+        state = self.run_dir / "jobs" / f"{key[:16]}.json"
+        if self.context.serving and not state.is_file():
+            raise InputError(f"arm '{self.name}': the fine-tuning job this run made is not recorded in {state} any"
+                             " more, so what was measured cannot be served; run the task again")
         job = await run_job(
-            spec, train, dev, self.params, state_path=self.run_dir / "jobs" / f"{key[:16]}.json",
+            spec, train, dev, self.params, state_path=state,
             fingerprint=key, epochs=epochs, seed=self.seed,
         )
         record = TrainingRecord(

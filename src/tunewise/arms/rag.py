@@ -51,6 +51,7 @@ class RagArm(Arm):
     Params = RagParams
     Meta = RagMeta
     params: RagParams
+    serves = frozenset({"n", "temperature", "max_tokens", "stop"})
 
     async def prepare(self) -> ArmRecord | None:
         index = self.context.knowledge

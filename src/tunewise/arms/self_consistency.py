@@ -44,6 +44,7 @@ class SelfConsistencyArm(Arm):
     Params = SelfConsistencyParams
     Meta = VoteMeta
     params: SelfConsistencyParams
+    serves = frozenset({"max_tokens", "stop"})
 
     async def prepare(self) -> ArmRecord | None:
         self.normalize = build_normalizer(self.context.task.metric, self.context.task.base_dir)

@@ -18,6 +18,7 @@ class ZeroShotParams(ArmParams):
 
 class ZeroShotArm(Arm):
     Params = ZeroShotParams
+    serves = frozenset({"n", "temperature", "max_tokens", "stop"})
 
     async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
         return Answer(await lm.chat(build_messages(self.context.task.instructions, query.input)))

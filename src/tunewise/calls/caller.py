@@ -104,15 +104,18 @@ class ModelCaller:
             max_tokens=self.max_tokens, read_cache=self.read_cache, log=self.log,
         )
 
-    def for_example(self, arm: str, example_id: str) -> ExampleCaller:
-        return ExampleCaller(self, arm, example_id)
+    def for_example(self, arm: str, example_id: str, *, generation: Generation | None = None, first: int = 0
+                    ) -> ExampleCaller:
+        return ExampleCaller(self, arm, example_id, generation=generation or Generation(), first=first)
 
-    async def complete(self, request: ChatRequest, n: int, *, arm: str, example_id: str) -> list[Sample]:
-        """Samples 0..n-1 of `request`: cached ones reused, only the missing ones sent; each one logged."""
+    async def complete(self, request: ChatRequest, n: int, *, arm: str, example_id: str, first: int = 0
+                       ) -> list[Sample]:
+        """Samples first..first+n-1 of `request`: cached ones reused, only the missing ones sent; each logged."""
         key = request.cache_key(self.model.id)
-        calls = [Call(self.run_id, arm, example_id, key, i) for i in range(n)]
-        found = self.cache.get(key, n) if self.read_cache else {}
-        missing = tuple(i for i in range(n) if i not in found)
+        numbers = range(first, first + n)
+        calls = {i: Call(self.run_id, arm, example_id, key, i) for i in numbers}
+        found = self.cache.get(key, first + n) if self.read_cache else {}
+        missing = tuple(i for i in numbers if i not in found)
         sent: set[int] = set()
         if missing:
             try:
@@ -124,7 +127,7 @@ class ModelCaller:
             found.update(zip(missing, fetched))
             sent = set(missing) if fresh else set()
         samples = []
-        for i in range(n):
+        for i in numbers:
             stored = found[i]
             cost = self.prices.cost(stored.completion)
             samples.append(self._sample(stored.completion, cost, cached=i not in sent))
@@ -164,25 +167,41 @@ class ModelCaller:
         )
 
 
+@dataclass(frozen=True)
+class Generation:
+    """Generation settings asked for from outside an arm (a served request's `temperature`, `max_tokens`, `stop`):
+    they apply where the arm leaves a setting to the task, never where it sets its own (a vote's temperature)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
 @dataclass
 class ExampleCaller:
-    """What an arm holds while answering one example; every call is added to `usage`."""
+    """What an arm holds while answering one example; every call is added to `usage`. Its calls draw samples
+    from number `first` on (a served request's second choice draws the second sample)."""
 
     caller: ModelCaller
     arm: str
     example_id: str
     usage: Usage = field(default_factory=Usage)
+    generation: Generation = field(default_factory=Generation)
+    first: int = 0
 
     def request(self, messages: list[Message], *, temperature: float | None = None, max_tokens: int | None = None) -> ChatRequest:
-        """A request with the task's generation settings unless overridden."""
+        """A request with the task's generation settings unless the arm, or else the caller's `generation`, says
+        otherwise."""
+        g = self.generation
+        if temperature is None:
+            temperature = self.caller.temperature if g.temperature is None else g.temperature
         return ChatRequest.from_messages(
-            messages,
-            temperature=self.caller.temperature if temperature is None else temperature,
-            max_tokens=max_tokens or self.caller.max_tokens,
+            messages, temperature=temperature, max_tokens=max_tokens or g.max_tokens or self.caller.max_tokens,
+            stop=g.stop,
         )
 
     async def complete(self, request: ChatRequest, n: int = 1) -> list[Sample]:
-        samples = await self.caller.complete(request, n, arm=self.arm, example_id=self.example_id)
+        samples = await self.caller.complete(request, n, arm=self.arm, example_id=self.example_id, first=self.first)
         for s in samples:
             self.usage.add(s)
         # One request bills its prompt once. Its samples may have been drawn in two calls (the first ones

@@ -53,6 +53,8 @@ def build_manifest(task: Task, sizes: dict[str, int]) -> dict[str, Any]:
         "seed": task.seed,
         "splits": sizes,
         "settings": task.model_dump(mode="json", exclude={"name", "arms", "metric", "requirements", "seed"}),
+        # The task as written (what was set, not every default): what a server rebuilds the measured task from.
+        "spec": task.model_dump(mode="json", exclude_unset=True, exclude={"arms"}),
         "status": "running",
     }
 

@@ -174,6 +174,17 @@ class KnowledgeIndex:
             rebuilt=rebuilt,
         )
 
+    def fingerprint(self) -> str:
+        """What the index holds, as a hash: its settings and embedder, every document id and content hash."""
+        state = sorted(self._table.documents().items(), key=lambda kv: kv[0])
+        return hashlib.sha256(json.dumps([self._config(), state]).encode()).hexdigest()
+
+    def differences(self, documents: Sequence[Document]) -> list[str]:
+        """Ids of the documents the index would change to hold exactly `documents` (new, changed or gone)."""
+        held = self._table.documents()
+        now = {d.id: document_hash(d) for d in documents}
+        return sorted(k for k in held.keys() | now.keys() if held.get(k) != now.get(k))
+
     def _config(self) -> dict[str, Any]:
         return {"format": FORMAT, "embedder": self.embedder.id, "chunking": self.settings.model_dump()}
 

@@ -42,6 +42,7 @@ class TaskIndex:
             "embedded_now": self.stats.embedded,
             "chunk_settings": self.index.settings.model_dump(),
             "embedder": self.index.embedder.id,
+            "fingerprint": self.index.fingerprint(),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.loaded.skipped],
         }
 
@@ -78,8 +79,10 @@ def build_index(
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
     embedder: Embedder | None = None,
+    update: bool = True,
 ) -> TaskIndex:
-    """Load the documents under `paths` and make the index hold exactly them.
+    """Load the documents under `paths` and make the index hold exactly them; with `update=False`, open it as it
+    is and refuse when it holds other documents than those (what a server of a past run needs: that run's index).
 
     `embedder` defaults to the one `spec` names, a `st:` folder taken relative to the working directory.
     """
@@ -88,7 +91,15 @@ def build_index(
     loaded = load_documents(paths, skip_bad=skip_bad or spec.skip_bad, max_file_mb=spec.max_file_mb)
     directory = index_directory(runs_dir, name, paths, settings, embedder.id)
     index = KnowledgeIndex(directory, db, settings=settings, embedder=embedder)
-    stats = index.update(loaded.documents, progress=progress)
+    if update:
+        stats = index.update(loaded.documents, progress=progress)
+    else:
+        changed = index.differences(loaded.documents)
+        if changed:
+            raise InputError(f"the documents changed since the index was built ({len(changed)} of them, e.g."
+                             f" '{changed[0]}'): what was measured cannot be served; run the task again")
+        stats = IndexStats(documents=len(loaded.documents), chunks=len(index.chunks()), embedded=0, added_docs=0,
+                           changed_docs=0, removed_docs=0, unchanged_docs=len(loaded.documents))
     return TaskIndex(index=index, loaded=loaded, stats=stats)
 
 
@@ -100,6 +111,7 @@ def build_task_index(
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
+    update: bool = True,
 ) -> TaskIndex:
     """The index of `task.knowledge`; a missing path, a bad embedder or a chunk size it cannot read is an
     error at its line in the task file. An endpoint embedder sends its requests on `loop` (the run's) when given."""
@@ -121,5 +133,6 @@ def build_task_index(
     except InputError as e:
         raise task.error(e.message, "knowledge", "chunk_size") from None
     return build_index(
-        paths, spec, name=task.name, db=db, runs_dir=runs_dir, skip_bad=skip_bad, progress=progress, embedder=embedder
+        paths, spec, name=task.name, db=db, runs_dir=runs_dir, skip_bad=skip_bad, progress=progress, embedder=embedder,
+        update=update,
     )
