@@ -462,7 +462,7 @@ _TUNEWISE_SPOTS = [
     ("tunewise/models/base.py", "message_dicts"),
     ("tunewise/models/openai_backend.py", "_completions"),
     ("tunewise/calls/cache.py", "put"),
-    ("tunewise/calls/cache.py", "log_call"),
+    ("tunewise/calls/log.py", "answered"),
     ("tunewise/evaluation/runner.py", "score_answer"),
     ("tunewise/evaluation/store.py", "append"),
     ("tunewise/decide/summary.py", "summary_of"),
