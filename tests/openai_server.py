@@ -452,6 +452,24 @@ class OpenAITestServer:
         self._server.fault_rate = value
 
     @property
+    def delay_s(self) -> float:
+        """How long every request waits before it is answered."""
+        return self._server.delay_s
+
+    @delay_s.setter
+    def delay_s(self, value: float) -> None:
+        self._server.delay_s = value
+
+    @property
+    def api_key(self) -> str | None:
+        """The key requests must bear (None: any or none)."""
+        return self._server.api_key
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        self._server.api_key = value
+
+    @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"

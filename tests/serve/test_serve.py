@@ -226,3 +226,22 @@ def test_an_asgi_app_that_loads_the_arm_at_start_up(measured):
             "model": "tunewise/capitals/zero_shot", "messages": [{"role": "user", "content": "What is the capital of Alania?"}]})
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"] == "The capital of Alania is AnAlville."
+
+
+def test_a_slow_model_is_a_504_and_a_failing_one_a_502(serving, server):
+    with serving("zero_shot", keys=Keys.load(no_auth=True), limits=Limits(timeout_s=0.3), read_cache=False) as s:
+        url = f"{s.base_url}/chat/completions"
+        body = {"model": s.model_id, "messages": [{"role": "user", "content": "What is the capital of Borberia?"}]}
+        server.delay_s = 1.0
+        try:
+            slow = httpx.post(url, json=body, timeout=30)
+        finally:
+            server.delay_s = 0.0
+        assert slow.status_code == 504 and "did not answer within 0.3 s" in slow.json()["error"]["message"]
+        server.api_key = "sk-the-model-server-wants-this"  # the model now refuses tunewise's calls: 401, for good
+        try:
+            failing = httpx.post(url, json={**body, "messages": [{"role": "user", "content": "What is the capital of Dorcoria?"}]},
+                                 timeout=30)
+        finally:
+            server.api_key = None
+        assert failing.status_code == 502 and failing.json()["error"]["code"] == "upstream_error"
