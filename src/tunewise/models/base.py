@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from tunewise.prompt import Message
@@ -67,3 +68,21 @@ class Model(Protocol):
     async def complete(self, request: ChatRequest, n: int = 1, *, first: int = 0) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A streamed piece of a completion: its text and the tokens it took. The first piece carries the prompt's
+    tokens (`tokens_in`, estimated when the server had not said so before the stream was closed)."""
+
+    text: str
+    tokens_out: int = 1
+    tokens_in: int = 0
+
+
+@runtime_checkable
+class StreamingModel(Model, Protocol):
+    """A model that streams one sample. Closing the stream (`aclose()` on the iterator, or leaving an
+    `async for` early) stops the generation there: tokens not generated are not produced, and not paid."""
+
+    def stream(self, request: ChatRequest, *, sample: int = 0) -> AsyncIterator[Piece]: ...

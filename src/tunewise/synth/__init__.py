@@ -1,0 +1,1 @@
+"""Synthetic training data with multi-stage in-flight rejection (MSIFR)."""
