@@ -353,6 +353,35 @@ def traffic(
     typer.echo(f"{out}: {count} served queries")
 
 
+@app.command()
+def synth(
+    task: Annotated[Path, typer.Argument(help="The task file (YAML) with a `synth:` block.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many accepted examples to write.")],
+    out: Annotated[Path, typer.Option("--out", help="The chat JSONL to write (stats and the sample log go beside).")],
+    baseline: Annotated[bool, typer.Option(
+        "--baseline", help="Also generate every attempt in full and filter at the end, to compare tokens.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stats as JSON.")] = False,
+) -> None:
+    """Generate synthetic training examples with multi-stage in-flight rejection; a second call resumes."""
+    from rich.console import Console
+
+    from tunewise.progress import SynthProgress
+    from tunewise.synth.run import SynthOptions, synthesize
+    from tunewise.taskfile import load_task
+
+    spec = load_task(task)
+    with SynthProgress(Console(stderr=True), n) as bar:
+        stats = synthesize(spec, SynthOptions(n=n, out=out, baseline=baseline, on_sample=bar.update))
+    if as_json:
+        typer.echo(stats.model_dump_json(indent=2))
+        return
+    typer.echo(f"{out}: {stats.written} examples ({stats.msifr.accepted} accepted of {stats.msifr.attempts} attempts, "
+               f"{stats.msifr.tokens_out:,} tokens generated)")
+    if stats.filter is not None:
+        typer.echo(f"generate-then-filter: {stats.filter.accepted} accepted of {stats.filter.attempts}, "
+                   f"{stats.filter.tokens_out:,} tokens; tokens saved per accepted example: {stats.tokens_saved_pct}%")
+
+
 def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -119,3 +119,35 @@ class TrainingProgress(StepProgress):
 
     def update(self, step: int, total: int, loss: float) -> None:  # type: ignore[override]
         super().update(step, total, loss=loss)
+
+
+class SynthProgress:
+    """A bar of accepted samples out of those wanted, with rejected samples and tokens generated so far."""
+
+    def __init__(self, console: Console, wanted: int):
+        self._progress = Progress(
+            TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=console,
+        )
+        self._bar = self._progress.add_task("synth", total=wanted, info="")
+        self.counts = {"msifr": [0, 0, 0], "filter": [0, 0, 0]}  # accepted, rejected, tokens
+
+    def __enter__(self) -> SynthProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def update(self, outcome: Any) -> None:
+        """Count a finished sample; the bar is drawn from the first one on, so an error before stands alone."""
+        if not self._progress.live.is_started:
+            self._progress.start()
+        counts = self.counts[outcome.method]
+        counts[0 if outcome.accepted else 1] += 1
+        counts[2] += outcome.tokens_out
+        accepted, rejected, tokens = self.counts["msifr"]
+        info = f"rejected {rejected} tokens {tokens:,}"
+        if self.counts["filter"][2]:
+            info += f" (filter: {self.counts['filter'][2]:,})"
+        self._progress.update(self._bar, completed=accepted, info=info)

@@ -245,6 +245,10 @@ class ArmContext:
     on_training: Callable[[str, int, int, float], None] | None = None
     serving: bool = False  # `prepare` must then reproduce what the run made (an adapter, a job), never make it anew
 
+    def evaluation_inputs(self) -> list[str]:
+        """The dev inputs and test queries: what nothing an arm trains on or shows may copy."""
+        return [e.input for e in self.dev] + [q.input for q in self.test]
+
 
 class Arm(ABC):
     """One adaptation strategy (see the module docstring for what it declares)."""

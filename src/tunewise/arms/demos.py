@@ -19,12 +19,14 @@ import asyncio
 import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from tunewise.arms.base import AnswerFn, ArmContext, ArmRecord, Evaluator
 from tunewise.data import Example, Query
+from tunewise.finetune.synthetic import load_synthetic
 from tunewise.prompt import Demo
 
 if TYPE_CHECKING:
@@ -41,6 +43,10 @@ class DemoSettings(BaseModel):
     selector: Selector = "random"
     max_bootstrap: int = Field(32, ge=1, description="bootstrap: train examples tried under the arm's prompt")
     bootstrap_threshold: float = Field(1.0, ge=0, le=1, description="bootstrap: the score that counts as right")
+    synthetic: Path | None = Field(
+        None, description="a `tunewise synth` set whose examples join the train examples demonstrations are drawn "
+        "from, relative to the task file (near-copies of dev or test inputs are dropped)",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,11 @@ class DemoSelector:
         self.k = k
         self.settings = settings
         self.seed = context.task.seed
-        self.pool: list[Shot] = [Shot(e.id, e.input, e.target) for e in context.train]
+        self.train: list[Example] = list(context.train)
+        if settings.synthetic is not None:
+            path = context.task.base_dir / settings.synthetic
+            self.train += load_synthetic(path, context.evaluation_inputs()).examples()
+        self.pool: list[Shot] = [Shot(e.id, e.input, e.target) for e in self.train]
         self.embedder: SentenceTransformerEmbedder | None = None
         self.vectors: np.ndarray | None = None
         self.query_vectors: dict[str, np.ndarray] = {}
@@ -104,7 +114,7 @@ class DemoSelector:
     async def bootstrap(self, evaluate: Evaluator, arm: str, attempt: AnswerFn, *, tries: int, threshold: float
                         ) -> BootstrapRecord:
         """Make the pool the train examples the model answers right under the arm's prompt (`attempt`)."""
-        train = list(self.context.train)
+        train = self.train
         order = seeded(self.seed, "bootstrap").sample(train, min(tries, len(train)))
         evaluated = await evaluate(arm, order, attempt, label="bootstrap")
         right = [(e, r) for e, r in zip(order, evaluated.results) if r.error is None and r.score >= threshold]

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,7 @@ from tunewise.arms.zero_shot import ZeroShotArm
 from tunewise.calls.caller import Prices
 from tunewise.errors import InputError
 from tunewise.finetune.export import Conversation, conversations, document_conversations, read_jsonl
+from tunewise.finetune.synthetic import load_synthetic, synthetic_fields
 from tunewise.spec import LoraSettings, ProviderSettings
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class FinetuneParams(ArmParams, LoraSettings, ProviderSettings):
     extra: Path | None = Field(None, description="chat JSONL of more training conversations, relative to the task file")
     documents: bool = Field(
         False, description="also train on the task's knowledge documents (knowledge injection, Ovadia et al. 2023)"
+    )
+    synthetic: Path | None = Field(
+        None, description="a `tunewise synth` set to train on too, relative to the task file (near-copies of dev or "
+        "test inputs are dropped)",
     )
     merge: bool = Field(True, description="lora: merge the adapter into the weights for inference")
     hardware_per_hour: float = Field(0.0, ge=0, description="lora: US$ per hour of the machine that trains")
@@ -88,7 +93,7 @@ class TrainingRecord(ArmRecord):
     job_id: str | None = None
     model: str | None = None
     trained_tokens: int | None = None
-
+    synthetic: dict[str, Any] | None = None
 
     def priced(self, prices: Prices, model: ModelSpec) -> float:
         """A provider job at the model's training price now; LoRA's machine time keeps its cost."""
@@ -112,6 +117,9 @@ class FinetuneExtras(ArmExtras):
     reused: bool = Field(title="reused")
     trained_tokens: int | None = Field(title="tokens trained")
     job_id: str | None = Field(title="job")
+    synthetic: str | None = Field(None, title="synthetic set")
+    synthetic_examples: int | None = Field(None, title="synthetic trained on")
+    synthetic_dropped: int | None = Field(None, title="dropped as near-copies of dev/test")
 
 
 @dataclass
@@ -138,8 +146,9 @@ class FinetunedArm(Arm):
             raise task.error(f"arm '{params.label}': method lora trains hf: or lab: models; for {task.model.uri} use method provider", "arms", index)
         if method == "provider" and scheme != "openai":
             raise task.error(f"arm '{params.label}': method provider needs an openai: model, not {task.model.uri}", "arms", index)
-        if params.extra is not None:
-            read_jsonl(task.base_dir / params.extra)  # an unreadable line is an error at its line of that file
+        for path in (params.extra, params.synthetic):
+            if path is not None:
+                read_jsonl(task.base_dir / path)  # an unreadable line is an error at its line of that file
 
     async def prepare(self) -> ArmRecord | None:
         await super().prepare()
@@ -150,11 +159,17 @@ class FinetunedArm(Arm):
         if self.params.documents:
             assert self.context.knowledge is not None, "the experiment builds the index for arms that need one"
             train += document_conversations(self.context.knowledge.chunks())
+        synthetic = None
+        if self.params.synthetic is not None:
+            synthetic = load_synthetic(task.base_dir / self.params.synthetic, self.context.evaluation_inputs())
+            train += synthetic.conversations
         dev = conversations(task, self.context.dev)
         if self.params.resolved_method(task) == "lora":
             self.tuned = await asyncio.to_thread(self._lora, train, dev)
         else:
             self.tuned = await self._provider(train, dev)
+        if synthetic is not None:
+            self.tuned.record.synthetic = synthetic.describe()
         return self.tuned.record
 
     def model_caller(self, default: ModelCaller) -> ModelCaller:
@@ -172,7 +187,8 @@ class FinetunedArm(Arm):
             return None
         return FinetuneExtras(method=record.method, train_examples=record.train_examples, steps=record.steps,
                               seconds=record.seconds, best_dev_loss=record.best_dev_loss, reused=record.reused,
-                              trained_tokens=record.trained_tokens, job_id=record.job_id)
+                              trained_tokens=record.trained_tokens, job_id=record.job_id,
+                              **synthetic_fields(record.synthetic))
 
     @property
     def seed(self) -> int:

@@ -23,7 +23,9 @@ ID_SCHEME = 2  # example ids derived from the input only (1: from the input and 
 
 def fingerprint(task: Task) -> str:
     """sha256 of the validated spec, the data file's bytes and the id scheme: a resumed run must match it."""
-    h = hashlib.sha256(json.dumps([ID_SCHEME, task.model_dump(mode="json")], sort_keys=True).encode())
+    # A task without `synth:` dumps as it did before the block existed, so its runs resume across the upgrade.
+    spec = task.model_dump(mode="json", exclude={"synth"} if task.synth is None else None)
+    h = hashlib.sha256(json.dumps([ID_SCHEME, spec], sort_keys=True).encode())
     try:
         h.update(task.data_path.read_bytes())
     except OSError:

@@ -7,6 +7,7 @@
     MetricSpec      how an answer is scored
     ArmParams       what every arm's parameters have (each arm adds its own)
     Requirements    what the chosen arm must meet
+    SynthSpec       how synthetic training examples are generated and checked
 """
 
 from tunewise.spec.arm import ArmParams, arm_entries
@@ -14,10 +15,11 @@ from tunewise.spec.check import CheckSpec
 from tunewise.spec.endpoints import PACKAGED_EMBEDDER, EmbedderSpec, EndpointSpec, ModelSpec
 from tunewise.spec.finetune import LoraSettings, ProviderSettings
 from tunewise.spec.metric import BUILTIN, MetricSpec, python_ref
+from tunewise.spec.synth import SynthSpec, ValidatorSpec
 from tunewise.spec.task import DataSpec, KnowledgeSpec, Requirements, SplitSpec, Task, compile_template
 
 __all__ = [
     "BUILTIN", "PACKAGED_EMBEDDER", "ArmParams", "CheckSpec", "DataSpec", "EmbedderSpec", "EndpointSpec",
     "KnowledgeSpec", "LoraSettings", "MetricSpec", "ModelSpec", "ProviderSettings", "Requirements", "SplitSpec",
-    "Task", "arm_entries", "compile_template", "python_ref",
+    "SynthSpec", "Task", "ValidatorSpec", "arm_entries", "compile_template", "python_ref",
 ]

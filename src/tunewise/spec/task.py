@@ -15,6 +15,7 @@ from tunewise.errors import InputError
 from tunewise.spec.arm import ArmParams
 from tunewise.spec.endpoints import EmbedderSpec, ModelSpec, uri_shorthand
 from tunewise.spec.metric import MetricSpec
+from tunewise.spec.synth import SynthSpec
 from tunewise.yaml_lines import LocatedYaml
 
 
@@ -129,6 +130,7 @@ class Task(_Strict):
     knowledge: KnowledgeSpec | None = None
     arms: list[SerializeAsAny[ArmParams]] = Field(min_length=1)
     requirements: Requirements = Requirements()
+    synth: SynthSpec | None = None
     seed: int = 0
 
     _path: Path | None = PrivateAttr(None)
