@@ -31,7 +31,7 @@ TEMPLATES = (
 )
 # Mutually exclusive, drawn by one uniform number per attempt: (name, share, the stage it shows at).
 DEFECTS = (("unposed", 0.15, 1), ("copy", 0.10, 1), ("hedge", 0.15, 2), ("arithmetic", 0.15, 3), ("unparsed", 0.05, 3))
-ANSWER_WORDS = 40
+ANSWER_WORDS = 80
 PIECES = re.compile(r"\s*\S+")
 
 
@@ -52,7 +52,10 @@ def problem(rng: random.Random) -> tuple[str, str, int]:
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
     question = f"{setup.format(n=name, a=a, b=b, o=obj)} {ask.format(n=name, o=obj)}"
     steps = (f"We read the problem carefully and note what {name} starts with and what changes. {name} starts with "
-             f"{a} and the change is {b}. Nothing else in the story changes the count of {obj}, so one step is enough")
+             f"{a} and the change is {b}. Nothing else in the story changes the count of {obj}, so one step is "
+             f"enough. We check that the numbers are whole and that the change is applied once, in the order the "
+             f"story tells it, and we keep the units as {obj} throughout, since the question asks for {obj} and "
+             f"nothing is converted along the way. Writing the step out in full, the count is")
     filler = " ".join(steps.split()[: ANSWER_WORDS - 12])
     answer = f"{filler}: {a} {op} {b} = {value}. The answer is {value}."
     return question, answer, value
