@@ -18,6 +18,11 @@ it says no for every country it has heard of, even the ones it does not know (a 
 It also fine-tunes, as far as a client can tell: `/v1/files` keeps uploads, `/v1/fine_tuning/jobs`
 creates jobs that go validating_files -> running -> succeeded as they are polled, and the model a job
 makes answers chat in the format its training data taught (the bare capital, without demonstrations).
+
+It streams (`stream: true`, server-sent events): one chunk per word piece, a usage chunk at the end when
+`stream_options.include_usage` asks for it, and, as a real server does, it stops generating when the client
+hangs up; `streams` records how many pieces each stream sent. A `writer` (messages -> text) replaces the
+capitals script, for a generator with known behaviour (tests/synth_writer.py).
 """
 
 from __future__ import annotations
@@ -147,6 +152,19 @@ class Log:
     def completed(self) -> list[str]:
         with self.lock:
             return [d for d, s, _ in self.entries if s == 200]
+
+
+@dataclass
+class Streamed:
+    """One streamed answer: the request's messages hash, pieces sent, pieces it had, and whether the client hung up."""
+
+    digest: str
+    sent: int
+    pieces: int
+    hung_up: bool
+
+
+STREAM_PIECES = re.compile(r"\s*\S+")
 
 
 @dataclass
@@ -317,7 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": f"The model {model} does not exist", "code": "model_not_found"}})
             return
         verdict = judged(messages)
-        if verdict is not None:
+        if self.server.writer is not None:
+            answers = [self.server.writer(messages)] * n
+        elif verdict is not None:
             answers = [verdict] * n
         elif float(body.get("temperature") or 0) > 0:
             first = self.server.draws(digest, n)
@@ -325,6 +345,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             answers = [scripted_answer(messages, tuned=model.startswith("ft:"))] * n
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        if body.get("stream"):
+            self.server.log.add(digest, 200)
+            max_tokens = int(body.get("max_tokens") or 1 << 30)
+            pieces = STREAM_PIECES.findall(answers[0])[:max_tokens]
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(digest, model, pieces, prompt_tokens if usage else None)
+            return
         choices = [
             {"index": i, "message": {"role": "assistant", "content": a}, "finish_reason": "stop"} for i, a in enumerate(answers)
         ]
@@ -344,6 +371,42 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             },
         )
+
+    def _stream(self, digest: str, model: str, pieces: list[str], prompt_tokens: int | None) -> None:
+        """Server-sent events, chunked: a chunk per piece, `stream_delay_s` apart; a client that hangs up ends it."""
+        srv = self.server
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        base = {"id": f"chatcmpl-{digest[:12]}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model}
+
+        def event(payload: dict | str) -> None:
+            data = f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        sent = 0
+        try:
+            for i, piece in enumerate(pieces):
+                delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                event(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+                sent += 1
+                if srv.stream_delay_s:
+                    time.sleep(srv.stream_delay_s)
+            event(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            if prompt_tokens is not None:
+                event(base | {"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sent,
+                                                       "total_tokens": prompt_tokens + sent}})
+            event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            srv.record_stream(Streamed(digest, sent, len(pieces), hung_up=True))
+            return
+        srv.record_stream(Streamed(digest, sent, len(pieces), hung_up=False))
 
     def _embeddings(self, body: dict, digest: str) -> None:
         texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
@@ -381,6 +444,13 @@ class _Server(ThreadingHTTPServer):
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._draws: collections.Counter[str] = collections.Counter()
+        self.writer: Callable[[list[dict[str, str]]], str] | None = None
+        self.stream_delay_s = 0.0
+        self.streams: list[Streamed] = []
+
+    def record_stream(self, streamed: Streamed) -> None:
+        with self._rng_lock:
+            self.streams.append(streamed)
 
     def draws(self, digest: str, n: int) -> int:
         """Reserve the next n sample draws of a request; returns the number of the first."""
@@ -468,6 +538,30 @@ class OpenAITestServer:
     @api_key.setter
     def api_key(self, value: str | None) -> None:
         self._server.api_key = value
+
+    @property
+    def writer(self) -> Callable[[list[dict[str, str]]], str] | None:
+        """What answers chat instead of the capitals script: messages -> the answer's text (None: the script)."""
+        return self._server.writer
+
+    @writer.setter
+    def writer(self, value: Callable[[list[dict[str, str]]], str] | None) -> None:
+        self._server.writer = value
+
+    @property
+    def stream_delay_s(self) -> float:
+        """The wait between streamed pieces (0: as fast as the socket takes them)."""
+        return self._server.stream_delay_s
+
+    @stream_delay_s.setter
+    def stream_delay_s(self, value: float) -> None:
+        self._server.stream_delay_s = value
+
+    @property
+    def streams(self) -> list[Streamed]:
+        """Every streamed answer so far, in the order they ended."""
+        with self._server._rng_lock:
+            return list(self._server.streams)
 
     @property
     def base_url(self) -> str:

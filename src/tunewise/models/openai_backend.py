@@ -6,12 +6,14 @@ and reads the choices and usage out of the response.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from tunewise.errors import ModelCallError
-from tunewise.models.base import ChatRequest, Completion
-from tunewise.models.openai_client import OpenAIEndpoint
+from tunewise.models.base import ChatRequest, Completion, Piece
+from tunewise.models.openai_client import OpenAIEndpoint, classify
 
 if TYPE_CHECKING:
     import openai
@@ -50,7 +52,7 @@ class OpenAIModel:
             completions.extend(await self._call(request, n - len(completions)))
         return completions[:n]
 
-    async def _call(self, request: ChatRequest, n: int) -> list[Completion]:
+    def _params(self, request: ChatRequest, n: int = 1) -> dict[str, object]:
         kwargs: dict[str, object] = {
             "model": self.name,
             "messages": request.message_dicts(),
@@ -61,6 +63,10 @@ class OpenAIModel:
             kwargs["n"] = n
         if request.stop:
             kwargs["stop"] = list(request.stop)
+        return kwargs
+
+    async def _call(self, request: ChatRequest, n: int) -> list[Completion]:
+        kwargs = self._params(request, n)
 
         async def timed(client: openai.AsyncOpenAI) -> tuple[object, float]:
             start = time.perf_counter()
@@ -90,6 +96,33 @@ class OpenAIModel:
                 )
             )
         return out
+
+    async def stream(self, request: ChatRequest, *, sample: int = 0) -> AsyncIterator[Piece]:
+        """One sample, streamed (`stream=True`); closing it closes the HTTP response, which ends the generation
+        at a server that stops on disconnect. A piece per content delta, one token each (what servers send);
+        the prompt's tokens are estimated (4 characters a token) until the closing usage chunk corrects both."""
+        kwargs = self._params(request) | {"stream": True, "stream_options": {"include_usage": True}}
+
+        async def opened(client: openai.AsyncOpenAI) -> openai.AsyncStream:
+            return await client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+
+        response = await self.endpoint.call(opened)
+        estimated_in = math.ceil(sum(len(content) for _, content in request.messages) / 4)
+        tokens_in, tokens_out = 0, 0
+        try:
+            async for chunk in response:
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    piece = Piece(delta, 1, estimated_in if tokens_out == 0 else 0)
+                    tokens_in, tokens_out = tokens_in + piece.tokens_in, tokens_out + 1
+                    yield piece
+                if chunk.usage is not None:
+                    yield Piece("", (chunk.usage.completion_tokens or 0) - tokens_out,
+                                (chunk.usage.prompt_tokens or 0) - tokens_in)
+        except Exception as e:  # noqa: BLE001 - a stream that breaks mid-way is classified like a failed call
+            raise classify(e) from e
+        finally:
+            await response.close()
 
     async def aclose(self) -> None:
         await self.endpoint.aclose()

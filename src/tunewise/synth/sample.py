@@ -92,16 +92,21 @@ async def in_flight(
     budget: int, chunk: str | None,
 ) -> Outcome:
     """MSIFR: stream the sample and stop it at the first checkpoint where its utility falls below `threshold`."""
-    text, tokens_in, tokens_out, stage, answer_from = "", 0, 0, 1, 0
+    text, tokens_in, tokens_out, stage, answer_from, ended = "", 0, 0, 1, 0, False
     stream = model.stream(request, sample=attempt)
     try:
         async for piece in stream:
-            text += piece.text
             tokens_in += piece.tokens_in
             tokens_out += piece.tokens_out
+            if ended:
+                if piece.text.strip():
+                    break  # writing on past its end marker: nothing more of it is wanted
+                continue
+            text += piece.text
             parsed = parse(text)
             if parsed.ended:
-                break
+                ended = True
+                continue
             checkpoint = None
             if stage == 1 and parsed.answer is not None:
                 checkpoint, answer_from = 1, tokens_out
