@@ -1,4 +1,5 @@
-"""The model a task names, found and opened: `openai:<model>`, `hf:<id-or-path>`, or `lab:<world>` (built on first use).
+"""The model a task names, found and opened: `openai:<model>`, `hf:<id-or-path>`, `lab:<world>` (built on first use),
+or `lab:teacher` (the lab's scripted generator of synthetic examples, for `tunewise synth`).
 
 `check_model` is the cheap half, run before anything is started: it says at the task's `model:` line when a lab
 world or an `hf:` folder is not there, and fails in a second, not minutes, when an `hf:` hub model is neither in
@@ -99,9 +100,16 @@ def check_model(task: Task) -> None:
             _check_hub(task)
 
 
+def _is_teacher(spec: ModelSpec) -> bool:
+    from tunewise.lab.teacher import NAME
+
+    return spec.scheme == "lab" and spec.name == NAME
+
+
 def local_source(spec: ModelSpec, base_dir: Path) -> str | None:
-    """Where transformers loads an `hf:` or `lab:` model from (a folder, or a hub id); None for `openai:`."""
-    if spec.scheme == "openai":
+    """Where transformers loads an `hf:` or `lab:` model from (a folder, or a hub id); None for `openai:` and
+    the lab's teacher."""
+    if spec.scheme == "openai" or _is_teacher(spec):
         return None
     if spec.scheme == "lab":
         from tunewise.lab import resolve_model
@@ -116,6 +124,10 @@ def open_model(spec: ModelSpec, source: str | None) -> Model:
 
     A model that fails to load for a reason that is not the task's (out of memory, a device error) is a
     ModelCallError: bad input is InputError, raised by the backend."""
+    if _is_teacher(spec):
+        from tunewise.lab.teacher import Teacher
+
+        return Teacher()
     if source is None:
         from tunewise.models.openai_backend import OpenAIModel
 

@@ -128,7 +128,7 @@ class Plan:
         chunk = self.chunk(attempt)
         if chunk is not None:
             parts.append("Ask a question this passage answers, and answer it from the passage.")
-            parts.append(f"{SOURCE_HEADER}\n{' '.join(chunk.split())}")
+            parts.append(SOURCE_HEADER + "".join(f"\n{line.strip()}" for line in chunk.splitlines() if line.strip()))
         messages: list[Message] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
         return ChatRequest.from_messages(messages, temperature=self.spec.temperature, max_tokens=self.spec.max_tokens)
 

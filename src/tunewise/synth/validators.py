@@ -162,7 +162,8 @@ def _content_words(text: str) -> list[str]:
 
 
 def grounded(*, min_overlap: float = 0.8) -> Check:
-    """The answer's content words are in the chunk it was generated from (no chunk: nothing to say)."""
+    """At least `min_overlap` of the answer's content words are in the chunk it was generated from (no chunk:
+    nothing to say). Below the bar it scores 0: an answer half made up is not half grounded."""
 
     def check(draft: Draft) -> Score | None:
         if draft.chunk is None:
@@ -172,7 +173,7 @@ def grounded(*, min_overlap: float = 0.8) -> Check:
             return None
         in_chunk = set(normalize(draft.chunk).split())
         share = sum(w in in_chunk for w in words) / len(words)
-        return Score(1.0) if share >= min_overlap else Score(share, f"{share:.0%} of the answer's words are in its chunk")
+        return Score(1.0) if share >= min_overlap else Score(0.0, f"{share:.0%} of the answer's words are in its chunk")
 
     return check
 
