@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from tiny_gpt2 import build_tiny_gpt2
 
 import tunewise
 from tunewise.evaluation.experiment import RunOptions
-from tunewise.models.base import ChatRequest
+from tunewise.models.base import ChatRequest, Completion, Piece
 from tunewise.spec import ModelSpec
 
 CHAT_TEMPLATE = (
@@ -107,3 +109,99 @@ def test_samples_asked_for_later_are_new_ones(tiny_model, tmp_path):
     assert [s.text for s in more[:4]] == [s.text for s in first] and all(s.cached for s in more[:4])
     assert [s.text for s in more[4:]] != [s.text for s in first]  # seeded by sample number, not a replay
     assert more[4].tokens_in > 0  # the new request's prompt is paid for again
+
+
+@pytest.fixture(scope="module")
+def wordy_model(tmp_path_factory) -> Path:
+    """A tiny GPT-2 whose greedy answers are text (the `tiny_model` one answers every prompt with a special token):
+    repeated two-character tokens, and byte tokens that are no whole character."""
+    corpus = [f"What is the capital of Country{i}? The capital is City{i}." for i in range(300)]
+    return build_tiny_gpt2(tmp_path_factory.mktemp("wordy-gpt2"), CHAT_TEMPLATE, corpus, seed=2)
+
+
+async def streamed(model, request: ChatRequest, sample: int = 0) -> tuple[str, int, int, int]:
+    """A stream's text, tokens out, tokens in (all on the first piece) and how many pieces it came in."""
+    pieces = [p async for p in model.stream(request, sample=sample)]
+    assert all(p.tokens_in == 0 for p in pieces[1:])
+    return "".join(p.text for p in pieces), sum(p.tokens_out for p in pieces), pieces[0].tokens_in, len(pieces)
+
+
+def test_greedy_stream_is_the_completion(wordy_model):
+    from tunewise.models.base import StreamingModel
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(wordy_model), spec())
+    assert isinstance(model, StreamingModel)
+
+    async def both(request: ChatRequest) -> tuple[Completion, tuple[str, int, int, int]]:
+        return (await model.complete(request))[0], await streamed(model, request)
+
+    for request in [replace(r, max_tokens=24) for r in requests(3)]:
+        completion, (text, tokens_out, tokens_in, pieces) = asyncio.run(both(request))
+        assert text == completion.text and text.strip()
+        assert (tokens_out, tokens_in) == (completion.tokens_out, completion.tokens_in) and tokens_out == 24
+        assert pieces >= 24  # a piece per token, not the answer at the end
+    # "38" is one token here: the stop string "83" spans two, so the "8" before it must be held back, not sent.
+    request = replace(requests(2)[1], max_tokens=24, stop=("83",))
+    completion, (text, tokens_out, _, _) = asyncio.run(both(request))
+    assert completion.text == text == "3"
+    assert tokens_out == 2 < completion.tokens_out  # the stream stops at the stop string; complete goes on
+
+
+def test_sampled_stream_is_the_completion_of_its_number(tiny_model):
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(tiny_model), spec())
+
+    async def both(request: ChatRequest, k: int) -> tuple[Completion, tuple[str, int, int, int]]:
+        return (await model.complete(request, 1, first=k))[0], await streamed(model, request, k)
+
+    ends_early = ChatRequest.from_messages([{"role": "user", "content": "What is the capital of Country3?"}])
+    texts, finishes = [], set()
+    for request in [replace(r, temperature=1.0, max_tokens=24) for r in [*requests(3), ends_early]]:
+        for k in range(3):
+            completion, (text, tokens_out, tokens_in, _) = asyncio.run(both(request, k))
+            assert (text, tokens_out, tokens_in) == (completion.text, completion.tokens_out, completion.tokens_in)
+            texts.append(text)
+            finishes.add(completion.finish_reason)
+    assert len(set(texts)) == len(texts)  # each sample number its own sample
+    assert finishes == {"stop", "length"}  # samples that end on eos (a token counted too) and at max_tokens
+
+
+def test_closing_a_stream_stops_the_generation(tiny_model):
+    from tunewise.models.hf_backend import HFModel
+
+    model = HFModel(str(tiny_model), spec())
+    forward, generate = model.model.forward, model.model.generate
+    steps: list[int] = []
+    returned: list[bool] = []
+
+    def slow_forward(*args, **kwargs):
+        steps.append(1)
+        time.sleep(0.005)  # a token in 5 ms: 64 of them would take long after the stream is closed
+        return forward(*args, **kwargs)
+
+    def watched_generate(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        returned.append(True)
+        return out
+
+    model.model.forward, model.model.generate = slow_forward, watched_generate
+    request = replace(requests(2)[1], temperature=1.0, max_tokens=64)
+
+    async def close_after_two() -> list[Piece]:
+        stream = model.stream(request)
+        pieces = [await anext(stream), await anext(stream)]
+        await stream.aclose()
+        assert returned == [True]  # generate had returned when aclose did: nothing generates behind the stream
+        return pieces
+
+    _, tokens_out, _, _ = asyncio.run(streamed(model, request))
+    assert tokens_out == 64 and len(steps) >= 64  # left alone, this sample runs to max_tokens
+    steps.clear()
+    returned.clear()
+    pieces = asyncio.run(close_after_two())
+    assert sum(p.tokens_out for p in pieces) == 2
+    generated = len(steps)
+    time.sleep(0.1)
+    assert generated == len(steps) < 10  # halted at the next token, not run on to 64
