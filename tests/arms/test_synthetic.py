@@ -42,6 +42,7 @@ def test_finetune_trains_on_the_synthetic_set_less_its_copies_of_test_inputs(tmp
     (arm,) = outcome.summary.arms
     assert arm.extras.synthetic == "synth.jsonl" and arm.extras.synthetic_examples == 10
     assert arm.extras.synthetic_dropped == 3
+    assert arm.extras.synthetic_generator == "openai:big" and arm.extras.synthetic_tokens_saved_pct == 41.0
     report = (outcome.store.dir / "report.md").read_text()
     assert "synthetic set" in report and "synth.jsonl" in report
 

@@ -120,6 +120,8 @@ class FinetuneExtras(ArmExtras):
     synthetic: str | None = Field(None, title="synthetic set")
     synthetic_examples: int | None = Field(None, title="synthetic trained on")
     synthetic_dropped: int | None = Field(None, title="dropped as near-copies of dev/test")
+    synthetic_generator: str | None = Field(None, title="synthetic generator")
+    synthetic_tokens_saved_pct: float | None = Field(None, title="synth tokens saved %")
 
 
 @dataclass

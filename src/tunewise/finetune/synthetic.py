@@ -70,4 +70,5 @@ def synthetic_fields(described: dict[str, Any] | None) -> dict[str, Any]:
     if not described:
         return {}
     return {"synthetic": Path(described["path"]).name, "synthetic_examples": described["examples"],
-            "synthetic_dropped": described["dropped"]}
+            "synthetic_dropped": described["dropped"], "synthetic_generator": described.get("generator"),
+            "synthetic_tokens_saved_pct": described.get("tokens_saved_pct")}
