@@ -296,3 +296,42 @@ def test_max_test_caps_the_test_split_only(tmp_path: Path) -> None:
     assert [e.id for e in capped.dev] == [e.id for e in full.dev]
     big = load(tmp_path, "cap.jsonl", None, data_extra="  max_test: 100000\n")
     assert [e.id for e in big.test] == [e.id for e in full.test]
+
+
+# ---- conversations ------------------------------------------------------------------------
+
+
+def chat(*turns: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"role": role, "content": content} for role, content in turns]
+
+
+def test_a_conversation_field_gives_its_last_user_turn_as_input_and_the_rest_as_history(tmp_path: Path) -> None:
+    rows = [{"messages": chat(("system", "Be brief."), ("user", "Lund is the port."), ("assistant", "Noted."),
+                              ("user", "Which port?")), "answer": "Lund", "stale_answers": ["Kemi", 3]},
+            {"messages": [1, 2], "answer": "x"}]
+    ds = load(tmp_path, "c.jsonl", rows, input="messages", data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n")
+    first, listed = ds.test
+    assert first.input == "Which port?" and first.query.input == "Which port?"
+    assert [t["role"] for t in first.history] == ["system", "user", "assistant"]
+    assert first.query.history == first.history
+    assert first.stale_answers == ("Kemi", "3") and "stale_answers" not in first.fields
+    assert listed.input == "[1, 2]" and listed.history == ()  # a list that is not turns stays a value
+
+
+def test_conversations_differing_before_the_question_get_different_ids(tmp_path: Path) -> None:
+    rows = [{"messages": chat(("user", f"Port {i}."), ("user", "Which port?")), "answer": str(i)} for i in range(2)]
+    ds = load(tmp_path, "i.jsonl", rows, input="messages", data_extra="  split: {train: 0.0, dev: 0.0, test: 1.0}\n")
+    a, b = ds.test
+    assert a.input == b.input and a.id != b.id and "-" not in a.id + b.id
+
+
+@pytest.mark.parametrize("turns, phrase", [
+    ([{"role": "user", "content": "q"}, {"role": "tool", "content": "x"}], "turn 1: each turn must be"),
+    ([{"role": "user", "content": 3}], "turn 0: each turn must be"),
+    ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "must end with the user turn"),
+])
+def test_a_malformed_conversation_is_an_error_at_its_line(tmp_path: Path, turns: list, phrase: str) -> None:
+    rows = [*qa_rows(1), {"question": turns, "answer": "a"}]
+    with pytest.raises(InputError) as info:
+        load(tmp_path, "m.jsonl", rows)
+    assert info.value.line == 2 and phrase in info.value.message

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from tunewise.errors import InputError
+from tunewise.prompt import Message
 from tunewise.spec.metric import TEXT_METRICS
 from tunewise.spec.task import compile_template
 
@@ -27,11 +28,13 @@ _SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", 
 @dataclass(frozen=True)
 class Query:
     """What an arm is asked: an example without its answer. `fields` are the row's data fields but the
-    target and `gold_docs` (e.g. the tests of a code task, for a committee's check)."""
+    target and `gold_docs` (e.g. the tests of a code task, for a committee's check). A conversation's `input`
+    is its last user turn and `history` the turns before it, in OpenAI chat format."""
 
     id: str
     input: str
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    history: tuple[Message, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,13 @@ class Example:
     split: str
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     gold_docs: tuple[str, ...] = ()
+    history: tuple[Message, ...] = field(default=(), compare=False, repr=False)
+    stale_answers: tuple[str, ...] = ()
 
     @property
     def query(self) -> Query:
         """The example as an arm may see it."""
-        return Query(self.id, self.input, self.fields)
+        return Query(self.id, self.input, self.fields, self.history)
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,25 @@ def _output_problem(value: Any, output: str, metric: str) -> str | None:
     return None
 
 
+_ROLES = ("system", "user", "assistant")
+
+
+def conversation(value: Any, name: str) -> tuple[tuple[Message, ...], str] | None:
+    """A field holding a conversation (a list of `{"role", "content"}` turns, OpenAI chat format) as its history
+    and its last user turn; None when the value is not a list of turns. Raises ValueError saying what is wrong."""
+    if not (isinstance(value, list) and value and all(isinstance(t, dict) and "role" in t for t in value)):
+        return None
+    turns: list[Message] = []
+    for i, turn in enumerate(value):
+        if not (isinstance(turn, dict) and turn.get("role") in _ROLES and isinstance(turn.get("content"), str)):
+            raise ValueError(f"field '{name}' turn {i}: each turn must be "
+                             '{"role": "system" | "user" | "assistant", "content": "<text>"}')
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError(f"field '{name}': a conversation must end with the user turn that asks the question")
+    return tuple(turns[:-1]), turns[-1]["content"]
+
+
 class InputRenderer:
     """An example's input as the arms see it: the task's template, the one field's value, or `field: value` lines
     (a served query is rendered by the same one)."""
@@ -201,8 +225,17 @@ def load_dataset(task: Task) -> Dataset:
         for name in required:
             if name not in row or row[name] is None:
                 raise InputError(f"missing field '{name}'", **where)
+        history: tuple[Message, ...] = ()
         try:
-            text = render(row)
+            one = None if spec.template or len(spec.input_fields) > 1 else spec.input_fields[0]
+            chat = conversation(row[one], one) if one else None
+        except ValueError as e:
+            raise InputError(str(e), **where) from None
+        try:
+            if chat is not None:
+                history, text = chat
+            else:
+                text = render(row)
         except jinja2.UndefinedError as e:
             raise InputError(f"data.template: {e.message}", **where) from None
         except Exception as e:  # noqa: BLE001 - a template can fail any way its expressions can (1/0, "a" + 1)
@@ -219,7 +252,8 @@ def load_dataset(task: Task) -> Dataset:
                 raise InputError(f"duplicate id '{example_id}' (first on line {seen[example_id]})", **where)
         else:
             # From the input alone: an id derived from the target would let an arm test candidate answers on it.
-            example_id = hashlib.sha256(text.encode()).hexdigest()[:12]
+            said = json.dumps([*history, text], ensure_ascii=False) if history else text
+            example_id = hashlib.sha256(said.encode()).hexdigest()[:12]
             n = 2
             base = example_id
             while example_id in seen:
@@ -235,8 +269,10 @@ def load_dataset(task: Task) -> Dataset:
             split = hash_split(example_id, fractions, spec.split.seed)
         gold = row.get("gold_docs") or ()
         gold_docs = tuple(str(d) for d in gold) if isinstance(gold, list) else ()
-        fields = {k: v for k, v in row.items() if k not in (spec.output, "gold_docs")}
-        splits[split].append(Example(example_id, text, target, split, fields, gold_docs))
+        stale = row.get("stale_answers") or ()
+        stale_answers = tuple(_as_text(a) for a in stale) if isinstance(stale, list) else ()
+        fields = {k: v for k, v in row.items() if k not in (spec.output, "gold_docs", "stale_answers")}
+        splits[split].append(Example(example_id, text, target, split, fields, gold_docs, history, stale_answers))
     if not seen:
         raise InputError("no examples in the data file", file=path)
     if not splits["test"]:

@@ -37,8 +37,10 @@ def build_messages(
     input_text: str,
     demos: Sequence[Demo] = (),
     context: Sequence[ContextChunk] = (),
+    history: Sequence[Message] = (),
 ) -> list[Message]:
-    """System turn with the instructions, demonstrations as user/assistant pairs, then the input.
+    """System turn with the instructions, demonstrations as user/assistant pairs, the conversation so far (its
+    own system turns after the instructions), then the input.
 
     Retrieved context goes in the final user turn, before the input, under a `Context:` header.
     """
@@ -48,6 +50,7 @@ def build_messages(
     for demo in demos:
         messages.append({"role": "user", "content": demo.input})
         messages.append({"role": "assistant", "content": demo.output})
+    messages.extend(dict(turn) for turn in history)
     user = input_text
     if context:
         user = f"Context:\n{render_context(context)}\n\nInput:\n{input_text}"

@@ -186,7 +186,7 @@ class AdaptiveRagArm(RagArm):
 
     def closed_book(self, lm: ExampleCaller, query: Query) -> ChatRequest:
         """The closed-book sampling request: the same on train (k samples) and at inference (the first g)."""
-        messages = build_messages(self.context.task.instructions, query.input)
+        messages = build_messages(self.context.task.instructions, query.input, history=self.history(query))
         return lm.request(messages, temperature=self.params.temperature)
 
     async def stated_need(self, lm: ExampleCaller, query: Query) -> bool | None:
@@ -243,7 +243,8 @@ class AdaptiveRagArm(RagArm):
             answer.meta = AdaptiveMeta(**dict(answer.meta), gate=decision)
             return answer
         if closed is None:
-            closed = await lm.chat(build_messages(self.context.task.instructions, query.input))
+            messages = build_messages(self.context.task.instructions, query.input, history=self.history(query))
+            closed = await lm.chat(messages)
         return Answer(closed, AdaptiveMeta(gate=decision))
 
     @classmethod

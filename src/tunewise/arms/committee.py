@@ -114,7 +114,7 @@ class CommitteeArm(Arm):
 
     async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
         p = self.params
-        prompt = build_messages(self.context.task.instructions, query.input)
+        prompt = build_messages(self.context.task.instructions, query.input, history=self.history(query))
         proposals = [s.text for s in await lm.complete(lm.request(prompt, temperature=p.temperature), p.k)]
         keys = [self.normalize(t) for t in proposals]
         unique = distinct(keys)

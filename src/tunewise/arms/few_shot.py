@@ -69,7 +69,8 @@ class FewShotArm(Arm):
         return await self.ask(example.query, self.demos.random_shots(example), lm)
 
     async def ask(self, query: Query, shots: list[Shot], lm: ExampleCaller) -> Answer:
-        messages = build_messages(self.context.task.instructions, query.input, [s.demo for s in shots])
+        messages = build_messages(self.context.task.instructions, query.input, [s.demo for s in shots],
+                                  history=self.history(query))
         return Answer(await lm.chat(messages), DemoMeta(demos=[s.id for s in shots]))
 
     async def answer(self, query: Query, lm: ExampleCaller) -> Answer:

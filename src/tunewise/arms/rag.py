@@ -70,7 +70,8 @@ class RagArm(Arm):
     async def ask(self, query: Query, shots: list[Shot], lm: ExampleCaller) -> Answer:
         hits = await self.retrieve.submit(query.input)
         context = [ContextChunk(h.chunk.text, h.chunk.source) for h in hits]
-        messages = build_messages(self.context.task.instructions, query.input, [s.demo for s in shots], context)
+        messages = build_messages(self.context.task.instructions, query.input, [s.demo for s in shots], context,
+                                  self.history(query))
         meta = RagMeta(chunks=[h.chunk.id for h in hits], demos=[s.id for s in shots] if shots else None)
         return Answer(await lm.chat(messages), meta, retrieved=[Retrieved(h.chunk.doc_id, h.chunk.text) for h in hits])
 

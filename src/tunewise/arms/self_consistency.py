@@ -52,7 +52,7 @@ class SelfConsistencyArm(Arm):
         return None
 
     async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
-        messages = build_messages(self.context.task.instructions, query.input)
+        messages = build_messages(self.context.task.instructions, query.input, history=self.history(query))
         samples = await lm.complete(lm.request(messages, temperature=self.params.temperature), self.params.k)
         texts = [s.text for s in samples]
         keys = [self.normalize(t) for t in texts]

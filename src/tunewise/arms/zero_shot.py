@@ -21,4 +21,5 @@ class ZeroShotArm(Arm):
     serves = frozenset({"n", "temperature", "max_tokens", "stop"})
 
     async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
-        return Answer(await lm.chat(build_messages(self.context.task.instructions, query.input)))
+        messages = build_messages(self.context.task.instructions, query.input, history=self.history(query))
+        return Answer(await lm.chat(messages))

@@ -35,8 +35,10 @@ ROLES = ("system", "user", "assistant")
 
 
 def conversation(task: Task, example: Example) -> Conversation:
-    """The inference prompt for `example` followed by its target as the assistant's turn."""
-    return [*build_messages(task.instructions, example.input), {"role": "assistant", "content": example.target}]
+    """The inference prompt for `example` (its conversation so far too) followed by its target as the assistant's
+    turn."""
+    prompt = build_messages(task.instructions, example.input, history=example.history)
+    return [*prompt, {"role": "assistant", "content": example.target}]
 
 
 def conversations(task: Task, examples: Sequence[Example]) -> list[Conversation]:
