@@ -12,7 +12,8 @@ from tunewise.evaluation.store import RunStore
 
 @dataclass
 class ArmSpec:
-    """One arm of a constructed run: its scores per example (in example order) and what a query costs."""
+    """One arm of a constructed run: its scores per example (in example order), what a query costs, and which
+    answers were stale (per example, None for an example without stale answers) or abstained (indices)."""
 
     name: str
     scores: Sequence[float]
@@ -21,6 +22,8 @@ class ArmSpec:
     arm_type: str = "zero_shot"
     fixed_cost: float = 0.0
     errors: Sequence[int] = field(default_factory=tuple)
+    stale: Sequence[bool | None] = field(default_factory=tuple)
+    abstained: Sequence[int] = field(default_factory=tuple)
 
 
 def write_run(
@@ -49,6 +52,7 @@ def write_run(
                 target="right", score=0.0 if errored else float(score), error="HTTP 500: boom" if errored else None,
                 calls=1, tokens_in=50, tokens_out=5, cost=a.cost, latency_ms=a.latency_ms + i % 7 * 10,
                 input=inputs[i] if inputs else f"question {i}?",
+                stale=a.stale[i] if a.stale and not errored else None, abstained=i in a.abstained,
             ))
     store.close()
     return store

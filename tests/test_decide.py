@@ -307,3 +307,85 @@ def test_comparisons_are_holm_adjusted_over_all_pairs():
         assert c.p_holm >= c.p_value
     ab = next(c for c in s.comparisons if (c.a, c.b) == ("a", "b"))
     assert ab.p_value == pytest.approx(2 * 0.5**10) and ab.significant
+
+
+def trusted(arm: str, scores: list[float], stale: list[bool | None], *, abstained: int = 0, cost: float = 0.001,
+            grounded: list[float | None] | None = None) -> list[Result]:
+    """Results with trust measures: the first `abstained` declined, stale and grounded per example."""
+    rows = results(arm, scores, cost=cost)
+    for i, r in enumerate(rows):
+        r.stale, r.abstained = stale[i], i < abstained
+        r.grounded = grounded[i] if grounded else None
+    return rows
+
+
+def test_stale_rate_has_a_wilson_ci_over_the_examples_with_stale_answers_only():
+    # 10 examples, 6 with stale answers, 3 of them answered stale
+    a = summarize_arm("a", trusted("a", [1] * 4 + [0] * 6, [None] * 4 + [True] * 3 + [False] * 3))
+    assert a.stale_n == 6 and a.stale_rate == 0.5
+    assert a.stale_ci == pytest.approx([0.1876, 0.8124], abs=1e-4)  # Wilson 95% for 3 of 6
+    plain = summarize_arm("p", results("p", [1, 0]))
+    assert plain.stale_rate is None and plain.stale_ci is None and plain.stale_n is None
+    assert plain.abstention_rate == 0.0 and plain.answered_score == 0.5 and plain.groundedness is None
+
+
+def test_abstentions_are_counted_and_the_score_on_answered_leaves_them_out():
+    a = summarize_arm("a", trusted("a", [0, 0, 1, 1, 1, 0, 0, 0], [False] * 8, abstained=2,
+                                   grounded=[None, None, 1.0, 1.0, 0.0, None, None, None]))
+    assert a.abstention_rate == 0.25 and a.score == 0.375
+    assert a.answered_score == pytest.approx(3 / 6)
+    assert a.groundedness == pytest.approx(2 / 3)  # over the answers that retrieved
+    assert summarize_arm("b", trusted("b", [0, 0], [False, False], abstained=2)).answered_score is None
+
+
+def test_max_stale_rate_fails_an_arm_over_it_on_the_point_estimate():
+    stale_only = trusted("stale", [1] * 18 + [0] * 2, [True] * 2 + [False] * 8 + [None] * 10)  # 0.2 over 10
+    s = decide({"stale": stale_only}, Requirements(min_score=0.8, max_stale_rate=0.1))
+    assert not s.recommendation.meets_requirements
+    reason(s, "its stale-premise rate 0.200 (95% CI 0.057-0.510, n=10) is over max_stale_rate 0.1")
+    reason(s, "none is within the latency, cost and stale-premise caps")
+    # its CI reaches below 0.1, but the point estimate decides; a pricier arm under the cap is taken instead
+    careful = trusted("careful", [1] * 18 + [0] * 2, [False] * 10 + [None] * 10, cost=0.002)
+    s = decide({"stale": stale_only, "careful": careful}, Requirements(min_score=0.8, max_stale_rate=0.1))
+    assert s.recommendation.arm == "careful" and s.recommendation.meets_requirements
+    reason(s, "stale is cheaper ($1.00 per 1k queries) and scores 0.900, but its stale-premise rate 0.200")
+    at_the_cap = decide({"stale": stale_only}, Requirements(min_score=0.8, max_stale_rate=0.2))
+    assert at_the_cap.recommendation.meets_requirements  # a rate equal to the cap is within it
+
+
+def test_max_stale_rate_without_stale_answers_is_said_to_be_unchecked():
+    s = decide({"a": results("a", [1] * 10)}, Requirements(min_score=0.5, max_stale_rate=0.1))
+    assert s.recommendation.meets_requirements
+    reason(s, "max_stale_rate 0.1 was not checked")
+
+
+def test_stale_answers_are_compared_pairwise_with_mcnemar():
+    from tunewise.decide.comparisons import paired_stale, stale_indicators
+
+    plain = trusted("plain", [0] * 12, [True] * 10 + [False, None])
+    verified = trusted("verified", [1] * 12, [False] * 11 + [None])
+    verified[10].error = "HTTP 500: boom"  # not answered: out of the pairing
+    verified[10].stale = None
+    assert paired_stale(plain, verified) == (10, 0, pytest.approx(2 * 0.5**10))
+    assert paired_stale(verified, plain).b == 0
+    every = plain + verified
+    s = build_summary(run_id="r", task="t", model="m", arms=[summarize_arm("plain", plain),
+                      summarize_arm("verified", verified)], answered=answered_scores(every, ["plain", "verified"]),
+                      requirements=Requirements(), stale=stale_indicators(every, ["plain", "verified"]))
+    (c,) = s.comparisons
+    assert c.stale is not None and (c.stale.n, c.stale.a_stale, c.stale.b_stale) == (10, 10, 0)
+    assert c.stale.p_value == pytest.approx(2 * 0.5**10) and c.flipped().stale.a_stale == 0
+
+
+def test_summary_json_reads_back_typed_with_any_arms_extras():
+    from tunewise.arms.base import ArmExtras
+
+    class Curve(ArmExtras):
+        maj_at_k: dict[str, float]
+        tried: int
+
+    s = decide({"a": results("a", [1, 0]), "b": results("b", [1, 1])}, Requirements())
+    s.arms[0] = s.arms[0].model_copy(update={"extras": Curve(maj_at_k={"1": 0.5}, tried=3)})
+    back = Summary.model_validate_json(s.model_dump_json())
+    assert back.arms[0].extras.model_dump() == {"maj_at_k": {"1": 0.5}, "tried": 3}
+    assert back.model_dump() == s.model_dump()

@@ -24,13 +24,14 @@ def test_quick_demo_runs_every_lab_task(tmp_path):
         summaries[summary["task"]] = summary
         assert (run / "report.html").is_file() and (run / "report.md").is_file()
         assert f"{summary['task']}: recommend {summary['recommendation']['arm']}" in r.stdout
-    assert set(summaries) == {"facts", "format", "mixed", "skill"}
+    assert set(summaries) == {"dialog", "facts", "format", "mixed", "skill"}
     arms = {task: [a["name"] for a in s["arms"]] for task, s in summaries.items()}
     prompting, retrieval = ["zero_shot", "few_shot"], ["rag", "few_shot_rag"]
     assert arms["facts"] == [*prompting, *retrieval, "finetune", "finetune_rag"]
     assert arms["mixed"] == [*prompting, *retrieval, "adaptive_rag", "self_consistency"]
     assert arms["format"] == prompting
     assert arms["skill"] == [*prompting, "finetune"]
+    assert arms["dialog"] == ["rag_plain", "rag_transcript", "rag_verified", "rag_plain_verified", "rag_plain_abstain"]
     # finetune and finetune_rag share one training, on the train split and the documents
     facts_run = next(p for p in runs.iterdir() if p.name.endswith("-facts"))
     record = json.loads((facts_run / "manifest.json").read_text())["prepared"]

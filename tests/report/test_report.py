@@ -75,6 +75,34 @@ def test_without_prices_the_cost_axis_is_tokens_and_no_break_even_chart(tmp_path
     assert 'id="chart-break-even"' not in html
 
 
+def test_both_reports_show_the_trust_table_and_the_paired_stale_test_when_an_arm_has_them(tmp_path):
+    store = write_run(tmp_path, [
+        ArmSpec("plain", [0] * 10 + [1] * 10, stale=[True] * 10 + [False] * 10),
+        ArmSpec("verified", [0] * 4 + [1] * 16, stale=[False] * 20, abstained=range(4), cost=0.002),
+    ], requirements={"max_stale_rate": 0.1})
+    paths = report_run(store.run_id, tmp_path)
+    summary = json.loads(paths["summary"].read_text())
+    arms = {a["name"]: a for a in summary["arms"]}
+    assert arms["plain"]["stale_rate"] == 0.5 and arms["plain"]["stale_n"] == 20
+    assert arms["verified"]["abstention_rate"] == 0.2 and arms["verified"]["answered_score"] == 1.0
+    assert summary["recommendation"]["arm"] == "verified"
+    (pair,) = summary["comparisons"]
+    assert {pair["stale"]["a_stale"], pair["stale"]["b_stale"]} == {10, 0}
+    md, html = paths["markdown"].read_text(), paths["html"].read_text()
+    assert "## Trust" in md and '<h2 id="trust">Trust</h2>' in html
+    assert "| plain | 0.500 | 0.299-0.701 | 20 | 0.000 | 0.500 | 0.500 |" in md
+    assert "| verified | 0.000 | 0.000-0.161 | 20 | 0.200 | 1.000 | 0.800 |" in md
+    assert "stale only in A / only in B" in md and "stale only in A / only in B" in html
+    assert md.index("## Trust") < md.index("## Where the arms disagree")
+
+
+def test_no_trust_section_when_no_arm_has_stale_answers_or_abstains(tmp_path):
+    paths = report_run(ladder(tmp_path).run_id, tmp_path)
+    assert "Trust" not in paths["markdown"].read_text() and 'id="trust"' not in paths["html"].read_text()
+    arm = json.loads(paths["summary"].read_text())["arms"][0]
+    assert arm["stale_rate"] is None and arm["abstention_rate"] == 0.0 and arm["groundedness"] is None
+
+
 def result(arm: str, example: str, score: float, error: str | None = None) -> Result:
     return Result(arm, example, "out", "gold", score, error=error, input=f"input {example}")
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from tunewise.calls.caller import Prices, Usage
 from tunewise.data import Example, Query
+from tunewise.prompt import Message
 from tunewise.spec import ArmParams, ModelSpec
 
 if TYPE_CHECKING:
@@ -93,13 +94,17 @@ class Answer:
     An arm that chose its answer from a pool (samples, proposals) gives the pool as `candidates`, in the
     order drawn, and may name other choices it would make from it in `picks` (e.g. "maj@4": the index of
     the majority answer of the first 4). The runner scores every candidate, so curves like maj@k and
-    best-of-k are measured without the arm seeing a target."""
+    best-of-k are measured without the arm seeing a target.
+
+    An arm that declines to answer (a verifier finding the answer rests on a retracted premise) says why in
+    `abstained`; `text` is then what the user is told, and it is scored as the metric says."""
 
     text: str
     meta: AnswerMeta | None = None
     retrieved: list[Retrieved] | None = None
     candidates: list[str] | None = None
     picks: dict[str, int] | None = None
+    abstained: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,12 @@ class RetrievalScore:
 
 @dataclass
 class Result:
-    """One arm's answer to one example, scored by the runner, with what it cost: a line of results.jsonl."""
+    """One arm's answer to one example, scored by the runner, with what it cost: a line of results.jsonl.
+
+    Trust, also the runner's: `stale` whether the answer is one of the example's stale answers (what resting on
+    a superseded or retracted premise gives; None when it has none, or nothing was answered), `abstained` whether
+    the arm declined, `grounded` the offline groundedness check of the answer in the passages retrieved (None
+    when nothing was retrieved, or the arm declined)."""
 
     arm: str
     example_id: str
@@ -142,6 +152,9 @@ class Result:
     input: str = ""  # the example's rendered input, for reports (empty in runs recorded before it was kept)
     pool: PoolScores | None = None
     retrieval: RetrievalScore | None = None
+    stale: bool | None = None
+    abstained: bool = False
+    grounded: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The results.jsonl line; `pool` and `retrieval` only where the answer has them."""
@@ -182,6 +195,8 @@ class Result:
                     raise ValueError(f"pool.picks.{name}: {pick} is not a candidate of the pool")
         if self.retrieval is not None:
             fractions |= {"retrieval.recall": self.retrieval.recall, "retrieval.rr": self.retrieval.rr}
+        if self.grounded is not None:
+            fractions["grounded"] = self.grounded
         for name, value in fractions.items():
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}: {value} is not between 0 and 1")
@@ -267,6 +282,10 @@ class Arm(ABC):
     @property
     def name(self) -> str:
         return self.params.label
+
+    def history(self, query: Query) -> tuple[Message, ...]:
+        """The conversation before the query that this arm's prompts show: all of it, or none (`history: none`)."""
+        return query.history if self.params.history == "all" else ()
 
     @classmethod
     def check(cls, params: ArmParams, task: Task, index: int) -> None:

@@ -18,6 +18,7 @@ from tunewise.arms.few_shot import FewShotArm
 from tunewise.arms.finetune import FinetuneArm, FinetuneRagArm
 from tunewise.arms.rag import FewShotRagArm, RagArm
 from tunewise.arms.self_consistency import SelfConsistencyArm
+from tunewise.arms.verified import verified
 from tunewise.arms.zero_shot import ZeroShotArm
 from tunewise.spec import ArmParams
 from tunewise.user_code import import_object
@@ -36,8 +37,14 @@ BUILTIN: dict[str, type[Arm]] = {
 ARM_NAMES = tuple(BUILTIN)
 
 
-def arm_class(name: str, base_dir: Path | None = None) -> type[Arm]:
-    """The class `name` stands for; ValueError with a one-line reason when there is none."""
+def arm_class(name: str, base_dir: Path | None = None, *, verify: bool = False) -> type[Arm]:
+    """The class `name` stands for (its answers checked by the verifier when `verify`, see arms.verified);
+    ValueError with a one-line reason when there is none."""
+    found = _named_class(name, base_dir)
+    return verified(found) if verify else found
+
+
+def _named_class(name: str, base_dir: Path | None) -> type[Arm]:
     if name in BUILTIN:
         return BUILTIN[name]
     if not name.startswith("python:"):
@@ -58,4 +65,4 @@ def validate_arm(entry: dict[str, Any], base_dir: Path | None = None) -> ArmPara
 
 def build_arm(params: ArmParams, context: ArmContext) -> Arm:
     """The arm object for validated parameters."""
-    return arm_class(params.arm, context.task.base_dir)(params, context)
+    return arm_class(params.arm, context.task.base_dir, verify=params.verify is not None)(params, context)

@@ -11,8 +11,10 @@ The rules:
   per 1,000 queries; equal costs go to the lower fixed cost, then fewer tokens per query, then lower
   p95 latency. A pricier arm that scores higher is named, with whether the difference is significant.
 - With no `min_score`: the cheapest arm not significantly worse than the best-scoring one.
-- When no arm meets them: the best-scoring arm within the hard caps (latency, cost), the best overall when
-  that is another one, and the size of each gap.
+- `max_stale_rate` is a hard cap on an arm's stale-premise rate, its point estimate (the CI is named). A
+  cheaper arm scoring enough that a hard cap rules out is named, with the cap.
+- When no arm meets them: the best-scoring arm within the hard caps (latency, cost, stale-premise rate), the
+  best overall when that is another one, and the size of each gap.
 - "Significant" is a paired test on the examples both arms answered, Holm-adjusted over all pairs, at 5%.
 """
 
@@ -60,7 +62,30 @@ def _shortfalls(arm: ArmSummary, req: Requirements, *, score: bool = True) -> li
         over = arm.cost_per_1k / req.max_cost_per_1k if req.max_cost_per_1k else float("inf")
         out.append(f"its cost of {money(arm.cost_per_1k)} per 1k queries is {over:.1f}x max_cost_per_1k"
                    f" {money(req.max_cost_per_1k)}")
+    if req.max_stale_rate is not None and arm.stale_rate is not None and arm.stale_rate > req.max_stale_rate:
+        ci = f"95% CI {arm.stale_ci[0]:.3f}-{arm.stale_ci[1]:.3f}, " if arm.stale_ci else ""
+        out.append(f"its stale-premise rate {arm.stale_rate:.3f} ({ci}n={arm.stale_n}) is over max_stale_rate"
+                   f" {req.max_stale_rate:g}")
     return out
+
+
+def _caps(req: Requirements) -> str:
+    return "the latency, cost and stale-premise caps" if req.max_stale_rate is not None else "the latency and cost caps"
+
+
+def _capped_out(best: ArmSummary, arms: Sequence[ArmSummary], req: Requirements) -> list[str]:
+    """The arms cheaper than `best` that score enough but a hard cap rules out, and which cap."""
+    return [f"{a.name} is cheaper ({_price(a, req)}) and scores {a.score:.3f}, but {'; '.join(over)}"
+            for a in sorted(arms, key=lambda a: _cheapness(a, req))
+            if _cheapness(a, req) < _cheapness(best, req) and (req.min_score is None or a.score >= req.min_score)
+            and (over := _shortfalls(a, req, score=False))]
+
+
+def _unchecked(arms: Sequence[ArmSummary], req: Requirements) -> list[str]:
+    """Requirements no arm's results could test."""
+    if req.max_stale_rate is not None and all(a.stale_rate is None for a in arms):
+        return [f"max_stale_rate {req.max_stale_rate:g} was not checked: no test example answered has stale_answers"]
+    return []
 
 
 def _more_examples(arm: ArmSummary) -> str:
@@ -142,13 +167,13 @@ def _none_meets(scored: list[ArmSummary], req: Requirements) -> tuple[ArmSummary
     overall = _best(scored, req)
     if within:
         best = _best(within, req)
-        capped = req.max_p95_latency_ms is not None or req.max_cost_per_1k is not None
-        where = "within the latency and cost caps the best is" if capped else "the best is"
+        capped = any(x is not None for x in (req.max_p95_latency_ms, req.max_cost_per_1k, req.max_stale_rate))
+        where = f"within {_caps(req)} the best is" if capped else "the best is"
         reasons = [f"no arm meets the requirements; {where} {_fmt(best)}, at {_price(best, req)}",
                    *_shortfalls(best, req)]
     else:
         best = overall
-        reasons = [f"no arm meets the requirements, and none is within the latency and cost caps; the best overall is"
+        reasons = [f"no arm meets the requirements, and none is within {_caps(req)}; the best overall is"
                    f" {_fmt(best)}, at {_price(best, req)}", *_shortfalls(best, req)]
     if req.min_score is not None and best.score < req.min_score <= best.ci[1]:
         reasons.append(f"its CI reaches {best.ci[1]:.3f}, so it may meet min_score: {_more_examples(best)} to tell")
@@ -170,16 +195,17 @@ def recommend(
     if not scored:
         return Recommendation(arm=None, meets_requirements=False, reasons=["no arm has results yet"])
     meeting = [a for a in scored if not _shortfalls(a, req)]
-    errors = [note for a in scored if (note := _errors_note(a, req))]
+    caveats = [*(note for a in scored if (note := _errors_note(a, req))), *_unchecked(scored, req)]
     economics = [b.note for b in break_evens]
     if meeting and req.min_score is not None:
         best, reasons = _cheapest_meeting(meeting, scored, req, comparisons)
-        return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *errors])
+        reasons += _capped_out(best, scored, req)
+        return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *caveats])
     if meeting:
         top = _best(meeting, req)
         near = [a for a in meeting if a is top or not significantly_worse(comparisons, a.name, top.name)]
         best = min(near, key=lambda a: _cheapness(a, req))
-        reasons = _best_reasons(best, top, req, comparisons)
-        return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *errors])
+        reasons = _best_reasons(best, top, req, comparisons) + _capped_out(best, scored, req)
+        return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *caveats])
     best, reasons = _none_meets(scored, req)
-    return Recommendation(arm=best.name, meets_requirements=False, reasons=[*reasons, *economics, *errors])
+    return Recommendation(arm=best.name, meets_requirements=False, reasons=[*reasons, *economics, *caveats])

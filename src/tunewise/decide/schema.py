@@ -3,10 +3,19 @@ p50/p95 latency, tokens, errors) and the recommendation; the rest is additive.""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SerializeAsAny
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
 from tunewise.arms.base import ArmExtras
 from tunewise.spec import Requirements
+
+
+class RecordedExtras(ArmExtras):
+    """An arm's extras read back from summary.json, where the class that wrote them is not known: the fields as
+    recorded."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class ArmSummary(BaseModel):
@@ -27,8 +36,17 @@ class ArmSummary(BaseModel):
     cached_calls: int
     fresh_cost: float
     recall_at_k: float | None = None
+    groundedness: float | None = Field(None, description="share of the answers given with retrieved passages that"
+                                       " the offline check finds in them (answer-in-passage by normalised overlap)")
     mrr: float | None = None
     retrieval_k: int | None = None
+    stale_rate: float | None = Field(None, description="share of answers resting on a superseded or retracted"
+                                     " premise, over the examples with stale answers answered without error")
+    stale_ci: list[float] | None = Field(None, description="95% Wilson CI of stale_rate")
+    stale_n: int | None = Field(None, description="the examples stale_rate is over")
+    abstention_rate: float | None = Field(None, description="share of examples the arm declined to answer")
+    answered_score: float | None = Field(None, description="mean score over the examples it did not decline"
+                                         " (errors score 0)")
     ci_method: str | None = None
     fine_tuned: bool = False
     pareto: bool = False
@@ -36,6 +54,21 @@ class ArmSummary(BaseModel):
     extras: SerializeAsAny[ArmExtras] | None = Field(
         None, description="the arm's own statistics (its ArmExtras class: maj@k curves, gate rates, training ...)"
     )
+
+    @field_validator("extras", mode="before")
+    @classmethod
+    def _recorded(cls, value: Any) -> Any:
+        return RecordedExtras.model_validate(value) if isinstance(value, dict) else value
+
+
+class StaleComparison(BaseModel):
+    """McNemar's exact test on the stale indicator, on the examples with stale answers both arms answered."""
+
+    n: int
+    a_stale: int = Field(description="examples where only `a` gave a stale answer")
+    b_stale: int = Field(description="examples where only `b` did")
+    p_value: float
+    p_holm: float
 
 
 class Comparison(BaseModel):
@@ -54,6 +87,7 @@ class Comparison(BaseModel):
     p_holm: float
     significant: bool
     ci: list[float] | None = None
+    stale: StaleComparison | None = None
 
     def flipped(self) -> Comparison:
         """The same comparison seen from `b`."""
@@ -62,6 +96,8 @@ class Comparison(BaseModel):
                 "a": self.b, "b": self.a, "a_score": self.b_score, "b_score": self.a_score, "diff": -self.diff,
                 "a_better": self.b_better, "b_better": self.a_better,
                 "ci": [-self.ci[1], -self.ci[0]] if self.ci else None,
+                "stale": self.stale and self.stale.model_copy(
+                    update={"a_stale": self.stale.b_stale, "b_stale": self.stale.a_stale}),
             }
         )
 

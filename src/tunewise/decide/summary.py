@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tunewise.arms.base import Arm, ArmExtras, ArmRecord, Result
 from tunewise.arms.registry import arm_class
 from tunewise.decide.break_even import break_even
-from tunewise.decide.comparisons import answered_scores, compare_arms
+from tunewise.decide.comparisons import answered_scores, compare_arms, stale_indicators
 from tunewise.decide.costs import monthly_cost, pareto_front
 from tunewise.decide.recommend import recommend
 from tunewise.decide.schema import ArmSummary, Summary
@@ -32,8 +32,8 @@ def summarize_arm(
     extras: ArmExtras | None = None, prices: Prices | None = None,
 ) -> ArmSummary:
     """Score (errors count as 0), CI, cost per 1,000 queries (each answer's tokens at `prices`, else the cost
-    recorded with it), one-off cost, latency percentiles, mean tokens, retrieval quality, and the arm's own
-    statistics (`extras`)."""
+    recorded with it), one-off cost, latency percentiles, mean tokens, retrieval quality, trust (stale-premise
+    rate, abstentions, score on what was answered, groundedness) and the arm's own statistics (`extras`)."""
     rows = list(results)
     costs = [r.cost if prices is None else prices.of(r.tokens_in, r.tokens_out) for r in rows]
     n = len(rows)
@@ -42,6 +42,10 @@ def summarize_arm(
     ci = mean_ci(scores, seed=seed)
     mean = (lambda xs: float(np.mean(xs)) if n else 0.0)
     retrieval = [r.retrieval for r in rows if r.retrieval is not None]
+    stale = [float(r.stale) for r in rows if r.stale is not None]
+    stale_ci = mean_ci(stale) if stale else None
+    answered = [r.score for r in rows if not r.abstained]
+    grounded = [r.grounded for r in rows if r.grounded is not None]
     return ArmSummary(
         name=name,
         score=mean(scores),
@@ -60,8 +64,14 @@ def summarize_arm(
         cached_calls=sum(r.cached_calls for r in rows),
         fresh_cost=sum(r.fresh_cost for r in rows),
         recall_at_k=float(np.mean([x.recall for x in retrieval])) if retrieval else None,
+        groundedness=float(np.mean(grounded)) if grounded else None,
         mrr=float(np.mean([x.rr for x in retrieval])) if retrieval else None,
         retrieval_k=max(x.k for x in retrieval) if retrieval else None,
+        stale_rate=float(np.mean(stale)) if stale else None,
+        stale_ci=[stale_ci.low, stale_ci.high] if stale_ci else None,
+        stale_n=len(stale) if stale else None,
+        abstention_rate=mean([float(r.abstained) for r in rows]) if n else None,
+        answered_score=float(np.mean(answered)) if answered else None,
         extras=extras,
     )
 
@@ -69,10 +79,11 @@ def summarize_arm(
 def build_summary(
     *, run_id: str, task: str, model: str, arms: Sequence[ArmSummary], answered: Mapping[str, Mapping[str, float]],
     requirements: Requirements, seed: int = 0, prices: dict[str, float] | None = None,
+    stale: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> Summary:
     """Everything summary.json says: per-arm numbers with the Pareto front and monthly costs, the paired
-    comparisons, break-even volumes and the recommendation."""
-    comparisons = compare_arms(answered, seed=seed)
+    comparisons (of the stale indicators too, given `stale`), break-even volumes and the recommendation."""
+    comparisons = compare_arms(answered, seed=seed, stale=stale)
     front = pareto_front(arms, requirements)
     rows = [a.model_copy(update={"pareto": a.name in front, "monthly_cost": monthly_cost(a, requirements)})
             for a in arms]
@@ -94,7 +105,7 @@ class _RunArm:
         self.record: ArmRecord | None = None
         self.prices: Prices | None = None
         try:  # a user's arm whose module is gone leaves its numbers, without its own statistics
-            self.cls = arm_class(entry["arm"], base_dir)
+            self.cls = arm_class(entry["arm"], base_dir, verify=bool(entry.get("verify")))
             self.params = self.cls.Params.model_validate(entry)
             self.record = self.cls.Record.model_validate(record) if record else None
         except (ValueError, ValidationError):
@@ -148,6 +159,7 @@ def summary_of(store: RunStore, results: Sequence[Result] | None = None, *, mode
         model=manifest["model"],
         arms=rows,
         answered=answered_scores(results, names),
+        stale=stale_indicators(results, names),
         requirements=Requirements.model_validate(manifest.get("requirements") or {}),
         seed=seed,
         prices=None if model is None else {"price_in_per_1m": model.price_in_per_1m,

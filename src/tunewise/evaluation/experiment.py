@@ -102,7 +102,7 @@ def check_arms(task: Task, dataset: Dataset) -> None:
     """What the arms need and the task lacks, found before anything is started or paid for."""
     for i, params in enumerate(task.arms):
         try:
-            cls = arm_class(params.arm, task.base_dir)
+            cls = arm_class(params.arm, task.base_dir, verify=params.verify is not None)
         except ValueError as e:
             raise task.error(str(e), "arms", i) from None
         cls.check(params, task, i)

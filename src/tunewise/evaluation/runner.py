@@ -18,6 +18,7 @@ from tunewise.data import Example
 from tunewise.errors import ModelCallError
 from tunewise.knowledge.evaluation import answer_hit, recall_at_k, reciprocal_rank
 from tunewise.metrics import Metric
+from tunewise.verify.groundedness import grounded
 
 
 class ProgressSink(Protocol):
@@ -64,7 +65,10 @@ def score_retrieval(retrieved: Sequence[Retrieved], example: Example) -> Retriev
 
 
 def scored(arm: str, example: Example, answer: Answer | None, error: str | None, metric: Metric, usage: Usage) -> Result:
-    """An answer (None when its calls failed) as a Result: scored, its pool and its retrieval scored too."""
+    """An answer (None when its calls failed) as a Result: scored, its pool and its retrieval scored too, and
+    whether it is stale (full marks against one of the example's stale answers, as the metric judges, and not
+    against the target), abstained, and grounded in the passages retrieved. An abstention is never stale, nor
+    checked for groundedness."""
     result = Result(
         arm=arm, example_id=example.id, output="", target=example.target, score=0.0, error=error,
         calls=usage.calls, cached_calls=usage.cached_calls, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
@@ -74,15 +78,21 @@ def scored(arm: str, example: Example, answer: Answer | None, error: str | None,
         return result
     result.output = answer.text
     result.meta = answer.meta.model_dump(mode="json") if answer.meta is not None else {}
+    result.abstained = answer.abstained is not None
     if answer.retrieved is not None:
         result.retrieval = score_retrieval(answer.retrieved, example)
+        if answer.retrieved and not result.abstained:
+            result.grounded = grounded(answer.text, [r.text for r in answer.retrieved])
     try:
         result.score = score_answer(metric, answer.text, example.target)
+        if example.stale_answers:
+            result.stale = not result.abstained and result.score < 1 and any(
+                score_answer(metric, answer.text, s) == 1 for s in example.stale_answers)
         if answer.candidates is not None:
             pool = [score_answer(metric, c, example.target) for c in answer.candidates]
             result.pool = PoolScores(pool, answer.picks or {})
     except Exception as e:  # noqa: BLE001 - a custom metric's bug is recorded, not fatal
-        result.score, result.error = 0.0, f"metric failed: {type(e).__name__}: {e}"
+        result.score, result.stale, result.error = 0.0, None, f"metric failed: {type(e).__name__}: {e}"
     return result
 
 

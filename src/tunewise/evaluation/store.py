@@ -184,7 +184,8 @@ class RunStore:
         out: dict[str, type[AnswerMeta]] = {}
         for entry in manifest["arms"]:
             try:
-                out[entry.get("name") or entry["arm"]] = arm_class(entry["arm"], Path(base) if base else None).Meta
+                cls = arm_class(entry["arm"], Path(base) if base else None, verify=bool(entry.get("verify")))
+                out[entry.get("name") or entry["arm"]] = cls.Meta
             except ValueError:
                 continue  # a user's arm whose module is gone: its results are read without its statistics
         return out

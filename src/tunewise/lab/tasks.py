@@ -6,6 +6,7 @@ import json
 import random
 from dataclasses import dataclass
 
+from tunewise.lab.dialog import dialog
 from tunewise.lab.world import Fact, World
 
 SPLIT_SIZES = {"train": 100, "dev": 30, "test": 170}
@@ -31,6 +32,20 @@ FINETUNE_DOCUMENTS = (
 )
 
 
+# The question alone (what a retrieval-only pipeline sees), the whole transcript in the prompt (the paper's
+# transcript baseline), and each checked by the verifier with the lab's scripted labeller (re-asked when stale;
+# the question-alone arm also declining instead).
+_LAB_VERIFY = "labeller: 'python:tunewise.lab.dialog:label'"
+DIALOG_ARMS = (
+    "rag: {name: rag_plain, k: 2, retriever: hybrid, history: none}",
+    "rag: {name: rag_transcript, k: 2, retriever: hybrid}",
+    f"rag: {{name: rag_verified, k: 2, retriever: hybrid, verify: {{{_LAB_VERIFY}}}}}",
+    f"rag: {{name: rag_plain_verified, k: 2, retriever: hybrid, history: none, verify: {{{_LAB_VERIFY}}}}}",
+    f"rag: {{name: rag_plain_abstain, k: 2, retriever: hybrid, history: none, "
+    f"verify: {{on_stale: abstain, {_LAB_VERIFY}}}}}",
+)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """What a task.yaml says besides its data: the arms are the rungs the task is built to separate."""
@@ -41,6 +56,8 @@ class TaskSpec:
     metric: str
     min_score: float
     arms: tuple[str, ...] = PROMPTING
+    input: str = "question"
+    requirements: tuple[str, ...] = ()
 
     @property
     def retrieval(self) -> bool:
@@ -50,21 +67,25 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Example:
-    """One line of data.jsonl."""
+    """One line of data.jsonl; a conversation task's line has `messages` (and the answers a stale premise gives)
+    instead of a question."""
 
     id: str
     question: str
     answer: str
     split: str
     gold_docs: tuple[str, ...]
+    messages: tuple[dict[str, str], ...] = ()
+    stale_answers: tuple[str, ...] = ()
+    kind: str = ""
 
     def to_json(self) -> str:
         """The JSONL line, keys in a fixed order."""
-        return json.dumps(
-            {"id": self.id, "question": self.question, "answer": self.answer, "split": self.split,
-             "gold_docs": list(self.gold_docs)},
-            ensure_ascii=False,
-        )
+        asked = {"messages": list(self.messages)} if self.messages else {"question": self.question}
+        row = {"id": self.id, **asked, "answer": self.answer, "split": self.split, "gold_docs": list(self.gold_docs)}
+        if self.messages:
+            row |= {"stale_answers": list(self.stale_answers), "kind": self.kind}
+        return json.dumps(row, ensure_ascii=False)
 
 
 SPECS: dict[str, TaskSpec] = {
@@ -87,6 +108,11 @@ SPECS: dict[str, TaskSpec] = {
         FACT_INSTRUCTIONS, "normalized", 0.8,
         (*PROMPTING, *RETRIEVAL, "adaptive_rag: {k: 2, retriever: hybrid}",
          "self_consistency: {k: 16, temperature: 1.0}")),
+    "dialog": TaskSpec(
+        "dialog",
+        "Conversations that state, correct and withdraw facts the documents also hold, then ask about them: the "
+        "answer must rest on what still holds.",
+        FACT_INSTRUCTIONS, "normalized", 0.5, DIALOG_ARMS, input="messages", requirements=("max_stale_rate: 0.1",)),
 }
 
 
@@ -102,6 +128,18 @@ def fact_examples(task: str, facts: list[Fact], doc_of: dict[str, str], answer: 
         Example(f"{task}-{i:04d}", f.question, answer.format(v=f.value), labels[i], (doc_of[f.subject],))
         for i, f in enumerate(facts)
     ]
+
+
+def dialog_examples(facts: list[Fact], doc_of: dict[str, str], rng: random.Random) -> list[Example]:
+    """A conversation per fact, each stating one or two true facts about other subjects between its updates."""
+    labels = split_labels(SPLIT_SIZES)
+    out = []
+    for i, fact in enumerate(facts[: len(labels)]):
+        others = rng.sample([f for f in facts if f.subject != fact.subject], rng.randint(1, 2))
+        d = dialog(fact, others, rng)
+        out.append(Example(f"dialog-{i:04d}", fact.question, d.answer, labels[i], (doc_of[fact.subject],),
+                           tuple(d.messages()), d.stale, d.kind))
+    return out
 
 
 def mixed_facts(known: list[Fact], unknown: list[Fact], rng: random.Random) -> list[Fact]:
@@ -158,6 +196,7 @@ def build_tasks(world: World) -> dict[str, list[Example]]:
         "format": fact_examples("format", known[:n], doc_of, FORMAT),
         "skill": skill_examples(rng),
         "mixed": fact_examples("mixed", mixed, doc_of),
+        "dialog": dialog_examples(rng.sample(unknown, n), doc_of, rng),
     }
 
 
@@ -168,7 +207,7 @@ def task_yaml(spec: TaskSpec) -> str:
         f"description: {json.dumps(spec.description)}\n"
         "data:\n"
         "  path: data.jsonl\n"
-        "  input: question\n"
+        f"  input: {spec.input}\n"
         "  output: answer\n"
         "  split_field: split\n"
         f"instructions: {json.dumps(spec.instructions)}\n"
@@ -182,4 +221,5 @@ def task_yaml(spec: TaskSpec) -> str:
         + "".join(f"  - {arm}\n" for arm in spec.arms)
         + "requirements:\n"
         f"  min_score: {spec.min_score}\n"
+        + "".join(f"  {r}\n" for r in spec.requirements)
     )

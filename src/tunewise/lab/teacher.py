@@ -100,7 +100,7 @@ def _passage(prompt: str) -> str:
     return passage.strip() if header else ""
 
 
-def _invented(stated: Stated, rng: random.Random) -> str:
+def invented(stated: Stated, rng: random.Random) -> str:
     """A value of the right kind that the passage does not give."""
     if stated.value.isdigit():
         return str(int(stated.value) + rng.choice((-9, -4, 3, 7)))
@@ -124,7 +124,7 @@ def write(prompt: str) -> str:
     if not facts:
         place = passage.splitlines()[0].split()[-1] if passage else "the town"  # a travel note's title names it
         fact = Stated(place, "founded_year", str(rng.randint(1820, 2015)))
-        return _shape(f"When was {place} founded?", _invented(fact, rng))
+        return _shape(f"When was {place} founded?", invented(fact, rng))
     fact = rng.choice(facts)
     subject = fact.subject
     question = rng.choice(PHRASINGS[fact.relation]).format(s=subject)
@@ -136,10 +136,10 @@ def write(prompt: str) -> str:
     elif error == "hedge":
         answer = f"Perhaps {fact.value}"
     elif error == "invent":
-        answer = _invented(fact, rng)
+        answer = invented(fact, rng)
     elif error == "swap":
         others = [f.value for f in facts if f.value != fact.value]
-        answer = rng.choice(others) if others else _invented(fact, rng)
+        answer = rng.choice(others) if others else invented(fact, rng)
     return _shape(question, answer)
 
 

@@ -23,6 +23,13 @@ CI_NOTE = (
     " are in US$, per 1,000 queries, with one-off (training) costs apart. ★ marks the Pareto front over score,"
     " cost per 1k (tokens per query when no prices are set) and p95 latency."
 )
+TRUST_NOTE = (
+    "Stale-premise rate: the share of answers that are an answer the conversation's superseded or retracted premises"
+    " would give (the data's stale_answers), over the examples that have them; Wilson 95% CI. Abstained: the share"
+    " the arm declined to answer; score on answered leaves those out. Grounded: the share of answers given with"
+    " retrieved passages whose content words are in one of them (answer-in-passage by normalised overlap, at least"
+    " 80%; a lexical check, not entailment)."
+)
 TEXT_LIMIT = 300
 
 
@@ -121,10 +128,51 @@ def comparison_table(summary: Summary) -> Table:
                   "significant"], rows)
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def retrieval_table(summary: Summary) -> Table | None:
-    rows = [[a.name, f"{a.recall_at_k:.3f}", f"{a.mrr:.3f}", str(a.retrieval_k)]
+    """The arms that retrieve: recall@k, groundedness of their answers, MRR and k."""
+    rows = [[a.name, f"{a.recall_at_k:.3f}", _share(a.groundedness), f"{a.mrr:.3f}", str(a.retrieval_k)]
             for a in summary.arms if a.recall_at_k is not None and a.mrr is not None]
-    return Table(["arm", "retrieval recall@k", "MRR", "k"], rows) if rows else None
+    return Table(["arm", "retrieval recall@k", "grounded", "MRR", "k"], rows) if rows else None
+
+
+def trust_table(summary: Summary) -> Table | None:
+    """Per arm: stale-premise rate with its CI, abstentions, the score on what was answered and overall, and
+    groundedness when an arm retrieved; None unless some arm has a stale-premise rate or an abstention (the
+    Retrieval table shows groundedness alone)."""
+    arms = [a for a in summary.arms if a.n]
+    if not any(a.stale_rate is not None or a.abstention_rate for a in arms):
+        return None
+    grounded = any(a.groundedness is not None for a in arms)
+    rows = [
+        [
+            a.name,
+            _share(a.stale_rate),
+            f"{a.stale_ci[0]:.3f}-{a.stale_ci[1]:.3f}" if a.stale_ci else "—",
+            "—" if a.stale_n is None else str(a.stale_n),
+            _share(a.abstention_rate),
+            _share(a.answered_score),
+            f"{a.score:.3f}",
+            *([_share(a.groundedness)] if grounded else []),
+        ]
+        for a in arms
+    ]
+    headers = ["arm", "stale-premise rate", "95% CI", "n with stale answers", "abstained", "score on answered",
+               "score overall", *(["grounded"] if grounded else [])]
+    return Table(headers, rows, highlight=summary.recommendation.arm)
+
+
+def stale_comparison_table(summary: Summary) -> Table | None:
+    """McNemar's test on the stale indicator for every pair of arms that has one."""
+    rows = [
+        [f"{c.a} vs {c.b}", str(c.stale.n), f"{c.stale.a_stale} / {c.stale.b_stale}", f"{c.stale.p_value:.3g}",
+         f"{c.stale.p_holm:.3g}"]
+        for c in sorted(summary.comparisons, key=lambda c: c.stale.p_holm if c.stale else 1.0) if c.stale
+    ]
+    return Table(["pair", "shared n", "stale only in A / only in B", "McNemar p", "p (Holm)"], rows) if rows else None
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -271,6 +319,14 @@ def _sections(summary: Summary, manifest: dict[str, Any], results: Iterable[Resu
     retrieval = retrieval_table(summary)
     if retrieval:
         out.append(Section("retrieval", "Retrieval", [retrieval]))
+    trust = trust_table(summary)
+    if trust:
+        shown: list[Block] = [trust, Text(TRUST_NOTE, caption=True)]
+        stale = stale_comparison_table(summary)
+        if stale:
+            shown += [stale, Text("Paired on the examples with stale answers both arms answered without error; "
+                                   "McNemar's exact test, Holm-adjusted over these pairs.", caption=True)]
+        out.append(Section("trust", "Trust", shown))
     out += extras_sections(summary)
     skipped = (manifest.get("knowledge") or {}).get("skipped") or []
     if skipped:

@@ -90,7 +90,7 @@ async def load_arm(run_id: str, runs_dir: Path = Path("runs"), *, arm: str | Non
     task = recorded_task(manifest)
     name = chosen_arm(store, task, arm)
     params = next(p for p in task.arms if p.label == name)
-    cls = arm_class(params.arm, task.base_dir)
+    cls = arm_class(params.arm, task.base_dir, verify=params.verify is not None)
     dataset: Dataset = load_dataset(task)
     cleanup = AsyncExitStack()
     try:

@@ -8,6 +8,7 @@
     ArmParams       what every arm's parameters have (each arm adds its own)
     Requirements    what the chosen arm must meet
     SynthSpec       how synthetic training examples are generated and checked
+    VerifySpec      an arm's grounded-continuation verifier
 """
 
 from tunewise.spec.arm import ArmParams, arm_entries
@@ -17,9 +18,10 @@ from tunewise.spec.finetune import LoraSettings, ProviderSettings
 from tunewise.spec.metric import BUILTIN, MetricSpec, python_ref
 from tunewise.spec.synth import SynthSpec, ValidatorSpec
 from tunewise.spec.task import DataSpec, KnowledgeSpec, Requirements, SplitSpec, Task, compile_template
+from tunewise.spec.verify import VerifySpec
 
 __all__ = [
     "BUILTIN", "PACKAGED_EMBEDDER", "ArmParams", "CheckSpec", "DataSpec", "EmbedderSpec", "EndpointSpec",
     "KnowledgeSpec", "LoraSettings", "MetricSpec", "ModelSpec", "ProviderSettings", "Requirements", "SplitSpec",
-    "SynthSpec", "Task", "ValidatorSpec", "arm_entries", "compile_template", "python_ref",
+    "SynthSpec", "Task", "ValidatorSpec", "VerifySpec", "arm_entries", "compile_template", "python_ref",
 ]

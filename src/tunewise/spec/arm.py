@@ -7,9 +7,11 @@ the file system it checks in its `Arm.check`, before a run starts.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tunewise.spec.verify import VerifySpec
 
 
 class ArmParams(BaseModel):
@@ -25,6 +27,9 @@ class ArmParams(BaseModel):
 
     arm: str
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    history: Literal["all", "none"] = Field(
+        "all", description="conversation tasks: the turns before the question in the prompt, or the question alone")
+    verify: VerifySpec | None = Field(None, description="check each answer's premises in the conversation (grounded)")
 
     @property
     def label(self) -> str:

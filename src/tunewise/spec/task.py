@@ -106,6 +106,10 @@ class Requirements(_Strict):
     min_score: float | None = Field(None, ge=0, le=1, description="the mean score the chosen arm must reach")
     max_p95_latency_ms: float | None = Field(None, gt=0)
     max_cost_per_1k: float | None = Field(None, ge=0, description="US$ per 1,000 queries, one-off costs excluded")
+    max_stale_rate: float | None = Field(
+        None, ge=0, le=1, description="the share of answers resting on a superseded or retracted premise the chosen"
+        " arm may give (its point estimate, over the test examples with `stale_answers`)",
+    )
     monthly_queries: int | None = Field(
         None, ge=0, description="expected volume: arms are then ranked by monthly cost, one-off costs included"
     )

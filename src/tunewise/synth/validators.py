@@ -20,6 +20,7 @@ from tunewise.spec import MetricSpec, ValidatorSpec
 from tunewise.near_duplicates import NearDuplicates
 from tunewise.synth.format import ANSWER_MARKER, END_MARKER, INPUT_MARKER
 from tunewise.user_code import import_function
+from tunewise.verify.groundedness import content_words, overlap
 
 STAGES = (1, 2, 3)
 
@@ -61,7 +62,6 @@ HEDGES = (
     "possibly", "it might be", "probably", "i guess", "no information", "hypothetical", "fictional",
 )
 _ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/×x÷])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
-_STOPWORDS = frozenset("a an and are as at be by for from has have in is it its of on or the to was were with".split())
 
 
 def _ok(condition: bool, reason: str) -> Score:
@@ -157,22 +157,14 @@ def parses(metric: MetricSpec) -> Check:
     return check
 
 
-def _content_words(text: str) -> list[str]:
-    return [w for w in normalize(text).split() if w not in _STOPWORDS]
-
-
 def grounded(*, min_overlap: float = 0.8) -> Check:
     """At least `min_overlap` of the answer's content words are in the chunk it was generated from (no chunk:
     nothing to say). Below the bar it scores 0: an answer half made up is not half grounded."""
 
     def check(draft: Draft) -> Score | None:
-        if draft.chunk is None:
+        if draft.chunk is None or not content_words(draft.answer):
             return None
-        words = _content_words(draft.answer)
-        if not words:
-            return None
-        in_chunk = set(normalize(draft.chunk).split())
-        share = sum(w in in_chunk for w in words) / len(words)
+        share = overlap(draft.answer, draft.chunk)
         return Score(1.0) if share >= min_overlap else Score(0.0, f"{share:.0%} of the answer's words are in its chunk")
 
     return check
