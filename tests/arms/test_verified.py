@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
 import tunewise
+from tunewise.errors import InputError
 from tunewise.evaluation.experiment import RunOptions
 from tunewise.verify.labels import LABEL_INSTRUCTIONS
 
@@ -138,3 +140,11 @@ def test_the_verifier_catches_answers_resting_on_corrected_or_withdrawn_premises
     again = tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs", resume=outcome.store.run_id))
     assert len(server.log.entries) == sent
     assert {a.name: a.score for a in again.summary.arms} == {a.name: a.score for a in outcome.summary.arms}
+
+
+def test_a_labeller_that_cannot_be_imported_is_an_error_at_its_arm_before_any_call(tmp_path, server):
+    task = write_task(tmp_path / "task", server.base_url, [{"zero_shot": {"verify": {"labeller": "python:nosuch:label"}}}])
+    with pytest.raises(InputError) as info:
+        tunewise.run(task, RunOptions(runs_dir=tmp_path / "runs"))
+    assert "verify.labeller: cannot import labeller module 'nosuch'" in info.value.message
+    assert info.value.line is not None and not server.log.entries

@@ -27,7 +27,10 @@ from tunewise.verify.labels import Labeller, TurnLabel, model_labeller, python_l
 
 if TYPE_CHECKING:
     from tunewise.calls.caller import ExampleCaller
+    from pathlib import Path
+
     from tunewise.data import Query
+    from tunewise.spec import Task
     from tunewise.spec.verify import VerifySpec
 
 Action = Literal["kept", "reanswered", "abstained"]
@@ -58,11 +61,11 @@ class VerifyExtras(ArmExtras):
     labelled_per_answer: float = Field(description="texts labelled per answer: what turns added, not the transcript")
 
 
-def labeller_for(spec: VerifySpec, base_dir: object) -> Labeller:
+def labeller_for(spec: VerifySpec, base_dir: Path | None) -> Labeller:
     """The labeller `spec` names: the task's model, or the user's function."""
     if spec.labeller == "model":
         return model_labeller
-    return python_labeller(import_function(spec.labeller, base_dir, role="labeller"))  # type: ignore[arg-type]
+    return python_labeller(import_function(spec.labeller, base_dir, role="labeller"))
 
 
 class _Verifier:
@@ -146,10 +149,21 @@ def verified(cls: type[Arm]) -> type[Arm]:
     class Verified(cls):  # type: ignore[valid-type, misc]
         Meta = meta
 
+        @classmethod
+        def check(klass, params: ArmParams, task: Task, index: int) -> None:
+            """The arm's own checks, and a `python:` labeller must import."""
+            super().check(params, task, index)
+            try:
+                labeller_for(params.verify, task.base_dir)
+            except ValueError as e:
+                raise task.error(f"arm '{params.label}': verify.labeller: {e}", "arms", index, "verify") from None
+
+        async def prepare(self) -> ArmRecord | None:
+            spec = self.params.verify
+            self._verifier = _Verifier(spec, labeller_for(spec, self.context.task.base_dir))
+            return await super().prepare()
+
         async def answer(self, query: Query, lm: ExampleCaller) -> Answer:
-            if not hasattr(self, "_verifier"):
-                spec = self.params.verify
-                self._verifier = _Verifier(spec, labeller_for(spec, self.context.task.base_dir))
             return await self._verifier.check(self, query, await super().answer(query, lm), lm)
 
         @classmethod
