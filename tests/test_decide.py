@@ -360,14 +360,12 @@ def test_max_stale_rate_without_stale_answers_is_said_to_be_unchecked():
 
 
 def test_stale_answers_are_compared_pairwise_with_mcnemar():
-    from tunewise.decide.comparisons import paired_stale, stale_indicators
+    from tunewise.decide.comparisons import stale_indicators
 
     plain = trusted("plain", [0] * 12, [True] * 10 + [False, None])
     verified = trusted("verified", [1] * 12, [False] * 11 + [None])
     verified[10].error = "HTTP 500: boom"  # not answered: out of the pairing
     verified[10].stale = None
-    assert paired_stale(plain, verified) == (10, 0, pytest.approx(2 * 0.5**10))
-    assert paired_stale(verified, plain).b == 0
     every = plain + verified
     s = build_summary(run_id="r", task="t", model="m", arms=[summarize_arm("plain", plain),
                       summarize_arm("verified", verified)], answered=answered_scores(every, ["plain", "verified"]),

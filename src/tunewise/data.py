@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from tunewise.errors import InputError
-from tunewise.prompt import Message
+from tunewise.prompt import Message, is_turn
 from tunewise.spec.metric import TEXT_METRICS
 from tunewise.spec.task import compile_template
 
@@ -176,9 +176,6 @@ def _output_problem(value: Any, output: str, metric: str) -> str | None:
     return None
 
 
-_ROLES = ("system", "user", "assistant")
-
-
 def conversation(value: Any, name: str) -> tuple[tuple[Message, ...], str] | None:
     """A field holding a conversation (a list of `{"role", "content"}` turns, OpenAI chat format) as its history
     and its last user turn; None when the value is not a list of turns. Raises ValueError saying what is wrong."""
@@ -186,11 +183,11 @@ def conversation(value: Any, name: str) -> tuple[tuple[Message, ...], str] | Non
         return None
     turns: list[Message] = []
     for i, turn in enumerate(value):
-        if not (isinstance(turn, dict) and turn.get("role") in _ROLES and isinstance(turn.get("content"), str)):
+        if not is_turn(turn):
             raise ValueError(f"field '{name}' turn {i}: each turn must be "
                              '{"role": "system" | "user" | "assistant", "content": "<text>"}')
         turns.append({"role": turn["role"], "content": turn["content"]})
-    if not turns or turns[-1]["role"] != "user":
+    if turns[-1]["role"] != "user":
         raise ValueError(f"field '{name}': a conversation must end with the user turn that asks the question")
     return tuple(turns[:-1]), turns[-1]["content"]
 

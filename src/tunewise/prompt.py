@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+
+
+def is_turn(value: Any) -> bool:
+    """Whether `value` is one chat turn in OpenAI format: `{"role": system|user|assistant, "content": text}`."""
+    return isinstance(value, dict) and value.get("role") in ROLES and isinstance(value.get("content"), str)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import NamedTuple
 
 import numpy as np
 
@@ -54,22 +53,6 @@ def _with_stale(comparisons: list[Comparison], stale: Mapping[str, Mapping[str, 
         if (t := tests.get((c.a, c.b))) else c
         for c in comparisons
     ]
-
-
-class StalePairs(NamedTuple):
-    """Two arms' stale answers, paired: `b` examples only A's answer was stale on, `c` only B's, McNemar's exact p."""
-
-    b: int
-    c: int
-    p: float
-
-
-def paired_stale(results_a: Iterable[Result], results_b: Iterable[Result]) -> StalePairs:
-    """McNemar's exact test on the stale indicator of two arms' results, on the examples with stale answers both
-    answered without error (p = 1 when there are none, or they never differ)."""
-    a, b = ({r.example_id: r.stale for r in rs if r.stale is not None} for rs in (results_a, results_b))
-    t = _stale_test(a, b)
-    return StalePairs(0, 0, 1.0) if t is None else StalePairs(t.a_better, t.b_better, t.p_value)
 
 
 def versus(comparisons: Sequence[Comparison], a: str, b: str) -> Comparison | None:

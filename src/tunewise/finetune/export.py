@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tunewise.errors import InputError
-from tunewise.prompt import Message, build_messages
+from tunewise.prompt import Message, build_messages, is_turn
 
 if TYPE_CHECKING:
     from tunewise.data import Example
@@ -31,7 +31,6 @@ class Passage(Protocol):
 
     @property
     def text(self) -> str: ...
-ROLES = ("system", "user", "assistant")
 
 
 def conversation(task: Task, example: Example) -> Conversation:
@@ -72,9 +71,7 @@ def read_jsonl(path: Path) -> list[Conversation]:
     out = []
     for line, row in read_rows(path):
         messages = row.get("messages")
-        ok = isinstance(messages, list) and messages and all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
-        )
+        ok = isinstance(messages, list) and messages and all(is_turn(m) for m in messages)
         if not ok:
             raise InputError(
                 'each line must be {"messages": [{"role": "system|user|assistant", "content": "..."}, ...]}',
