@@ -21,7 +21,7 @@ from tunewise.knowledge.embedder import SentenceTransformerEmbedder
 from tunewise.knowledge.index import KnowledgeIndex
 from tunewise.knowledge.loaders import Document, load_documents
 from tunewise.knowledge.ranking import reciprocal_rank_fusion
-from tunewise.knowledge.vectors import ChunkTable
+from tunewise.knowledge.stores.lancedb import LanceDBStore
 
 TOPICS = [
     "The lighthouse keeper climbs the tower every evening to light the lamp.",
@@ -198,8 +198,8 @@ def test_changed_chunk_settings_rebuild_the_table_but_reuse_cached_embeddings(tm
 def test_a_search_loads_the_table_and_bm25_once(tmp_path, monkeypatch):
     open_index(tmp_path).update(corpus())
     reads, loads = [], []
-    real_read, real_load = ChunkTable.read, BM25Store.load
-    monkeypatch.setattr(ChunkTable, "read", lambda self, cols: reads.append(cols) or real_read(self, cols))
+    real_read, real_load = LanceDBStore.read, BM25Store.load
+    monkeypatch.setattr(LanceDBStore, "read", lambda self, cols: reads.append(cols) or real_read(self, cols))
     monkeypatch.setattr(BM25Store, "load", lambda self: loads.append(1) or real_load(self))
     idx = open_index(tmp_path)  # reopened: searches without an update
     embeds = []
@@ -218,7 +218,7 @@ def test_the_table_is_the_truth_after_a_crash(tmp_path):
     docs = corpus()
     idx = open_index(tmp_path)
     idx.update(docs)
-    ChunkTable(tmp_path / "index" / "lancedb").delete_documents(["t3"])  # as if killed mid-update
+    LanceDBStore(tmp_path / "index" / "lancedb").delete_documents(["t3"])  # as if killed mid-update
     (tmp_path / "index" / "bm25" / "chunks.json").unlink()
     stats = open_index(tmp_path).update(docs)
     assert (stats.added_docs, stats.unchanged_docs, stats.embedded, stats.chunks) == (1, 26, 0, 27)
@@ -268,7 +268,7 @@ def test_ivf_pq_index_above_the_threshold_keeps_recall(tmp_path):
     ]
     idx = open_index(tmp_path, ann_min_rows=400)
     idx.update(docs)
-    table = ChunkTable(tmp_path / "index" / "lancedb")
+    table = LanceDBStore(tmp_path / "index" / "lancedb")
     assert table.has_vector_index()
     assert json.loads((tmp_path / "index" / "index.json").read_text())["ann_trained_rows"] == 420
 

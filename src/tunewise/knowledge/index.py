@@ -6,7 +6,8 @@
 
 Layout of `directory`:
     index.json   chunk settings and embedder id the table was built with (a change rebuilds it)
-    lancedb/     table `chunks`: id, doc_id, doc_hash, source, text, hash, n_tokens, vector
+    lancedb/     table `chunks`: id, doc_id, doc_hash, source, text, hash, n_tokens, vector (the default store;
+                 `store=` puts the table elsewhere, see tunewise.knowledge.stores)
     bm25/        bm25s over exactly the same chunks, with their ids and a fingerprint of the set
 
 Updates are incremental: an unchanged document (same source and text) is neither re-chunked nor
@@ -47,7 +48,7 @@ from tunewise.knowledge.chunker import (
 from tunewise.knowledge.embedder import Embedder
 from tunewise.knowledge.loaders import Document
 from tunewise.knowledge.ranking import RRF_K, reciprocal_rank_fusion, top_k
-from tunewise.knowledge.vectors import ChunkTable
+from tunewise.knowledge.stores import ChunkStore, open_store
 
 if TYPE_CHECKING:
     from tunewise.db import Database
@@ -121,6 +122,7 @@ class KnowledgeIndex:
         settings: ChunkSettings,
         embedder: Embedder,
         ann_min_rows: int = ANN_MIN_ROWS,
+        store: ChunkStore | None = None,
     ):
         settings.check_fits(embedder.max_seq_length)
         self.directory = Path(directory)
@@ -128,7 +130,7 @@ class KnowledgeIndex:
         self.settings = settings
         self.embedder = embedder
         self.ann_min_rows = ann_min_rows
-        self._table = ChunkTable(self.directory / "lancedb")
+        self._table = store if store is not None else open_store("lancedb", self.directory)
         self._bm25 = BM25Store(self.directory / "bm25")
         self._manifest_path = self.directory / "index.json"
         self._tokenizer: Tokenizer | None = None

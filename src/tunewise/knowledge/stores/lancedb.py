@@ -1,7 +1,5 @@
-"""The chunk table in LanceDB: rows per chunk with its unit-length vector, and the vector index.
+"""The default chunk store: a LanceDB table on disk, rows per chunk with its unit-length vector, and the vector index.
 
-The table is the truth about what is indexed: each row carries its document's content hash, so a
-crash between writes is repaired by the next update (a document is written in one `add`).
 lancedb is imported on first use (it costs seconds).
 """
 
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.knowledge.chunker import Chunk
+from tunewise.knowledge.stores.base import ChunkStore
 
 TABLE = "chunks"
 # IVF_PQ with these query settings kept recall@10 at 1.00 against exact search (ENVIRONMENT.md, 100k x 384).
@@ -26,7 +25,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class ChunkTable:
+class LanceDBStore(ChunkStore):
     """The `chunks` table under `directory`: id, doc_id, doc_hash, source, text, hash, n_tokens, vector."""
 
     def __init__(self, directory: Path):
@@ -68,14 +67,6 @@ class ChunkTable:
         if table is None:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         return table.search().select(list(columns)).limit(None).to_arrow()
-
-    def documents(self) -> dict[str, str | None]:
-        """doc_id -> content hash of what the table holds; None where rows of one document disagree."""
-        rows = self.read(["doc_id", "doc_hash"])
-        state: dict[str, str | None] = {}
-        for doc_id, doc_hash in zip(rows["doc_id"].to_pylist(), rows["doc_hash"].to_pylist()):
-            state[doc_id] = doc_hash if state.get(doc_id, doc_hash) == doc_hash else None
-        return state
 
     def delete_documents(self, doc_ids: Iterable[str]) -> None:
         table = self._open()
