@@ -21,10 +21,21 @@ from tunewise.version import __version__
 ID_SCHEME = 2  # example ids derived from the input only (1: from the input and the target)
 
 
+_LATER_KNOWLEDGE_DEFAULTS = {"store": "lancedb", "min_recall": 0.95}
+
+
 def fingerprint(task: Task) -> str:
-    """sha256 of the validated spec, the data file's bytes and the id scheme: a resumed run must match it."""
-    # A task without `synth:` dumps as it did before the block existed, so its runs resume across the upgrade.
-    spec = task.model_dump(mode="json", exclude={"synth"} if task.synth is None else None)
+    """sha256 of the validated spec, the data file's bytes and the id scheme: a resumed run must match it.
+
+    Where the examples are answered (`executor`) is not part of it: a run resumes on another executor."""
+    spec = task.model_dump(mode="json", exclude={"executor"})
+    # Blocks and fields added later dump as before while left at their defaults, so runs resume across upgrades.
+    if task.synth is None:
+        del spec["synth"]
+    if spec.get("knowledge"):
+        for name, default in _LATER_KNOWLEDGE_DEFAULTS.items():
+            if spec["knowledge"].get(name) == default:
+                del spec["knowledge"][name]
     h = hashlib.sha256(json.dumps([ID_SCHEME, spec], sort_keys=True).encode())
     try:
         h.update(task.data_path.read_bytes())

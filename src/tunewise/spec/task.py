@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jinja2
 from pydantic import (
@@ -87,6 +88,23 @@ class KnowledgeSpec(_Strict):
     skip_bad: bool = Field(False, description="skip unreadable documents (listed in the report) instead of failing")
     max_file_mb: float = Field(20, gt=0)
     embedder: EmbedderSpec = Field(default_factory=EmbedderSpec, description="openai:<model> | st:<folder>")
+    store: str = Field(
+        "lancedb", description="where chunks and vectors are kept: lancedb (on local disk) | postgresql://user@host/db"
+        " (pgvector; the password from PGPASSWORD, never the task file)",
+    )
+    min_recall: float = Field(
+        0.95, gt=0, le=1, description="recall@10 against exact search an ANN index must reach, measured after each"
+        " build; below it the index is tuned, or exact search is used",
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, v: str) -> str:
+        if v != "lancedb" and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"store must be lancedb or a postgresql:// URL, not '{v}'")
+        if urlsplit(v).password is not None:
+            raise ValueError("the store URL holds a password: leave it out and set PGPASSWORD (or ~/.pgpass) instead")
+        return v
 
     @field_validator("embedder", mode="before")
     @classmethod
@@ -122,6 +140,14 @@ class Requirements(_Strict):
     )
 
 
+class ExecutorSpec(_Strict):
+    """Where test examples are answered: in this process (`local`), or fanned out over a Ray cluster."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = Field(None, description="ray: auto | ray://host:port (default: start a local Ray)")
+    workers: int | None = Field(None, ge=1, description="ray: workers per arm (default: the cluster's CPUs)")
+
+
 class Task(_Strict):
     """A task: examples, a metric, a model, the arms to try and the requirements to meet."""
 
@@ -135,6 +161,7 @@ class Task(_Strict):
     arms: list[SerializeAsAny[ArmParams]] = Field(min_length=1)
     requirements: Requirements = Requirements()
     synth: SynthSpec | None = None
+    executor: ExecutorSpec = ExecutorSpec()
     seed: int = 0
 
     _path: Path | None = PrivateAttr(None)
@@ -145,6 +172,11 @@ class Task(_Strict):
     @classmethod
     def _model_shorthand(cls, v: Any) -> Any:
         return uri_shorthand(v)
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
 
     @field_validator("arms", mode="before")
     @classmethod
