@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -32,6 +33,13 @@ RunsDir = Annotated[
 ]
 
 
+class ExecutorKind(str, Enum):
+    """`tunewise run --executor`: where test examples are answered."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def run(
     task: Annotated[Path, typer.Argument(help="The task file (YAML).")],
@@ -40,6 +48,10 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Send every call to the model (answers are still recorded).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable documents (listed in the report).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    executor: Annotated[Optional[ExecutorKind], typer.Option(
+        help="Where test examples are answered: here, or on a Ray cluster (default: the task's `executor:`).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="The Ray cluster: auto or ray://host:port (default: start a local Ray).")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Evaluate every arm of TASK and recommend one."""
@@ -47,7 +59,7 @@ def run(
     from tunewise.evaluation.experiment import RunOptions, check_inputs
 
     options = RunOptions(runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache,
-                         skip_bad=skip_bad)
+                         skip_bad=skip_bad, executor=executor.value if executor else None, ray_address=ray_address)
     try:
         inputs = check_inputs(task, options)  # bad input is told before the heavy half (decide, report, scipy) loads
     except KeyboardInterrupt:

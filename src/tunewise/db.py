@@ -184,15 +184,20 @@ class Database:
     A sqlite3 connection holds one transaction at a time: shared between the event loop's thread (cache rows)
     and worker threads (embeddings written in a transaction), the loop's writes would land inside, or be
     rolled back with, a worker's transaction. Each thread gets a connection of its own instead, in WAL mode,
-    so readers never wait and writers queue on SQLite's lock (`timeout`)."""
+    so readers never wait and writers queue on SQLite's lock (`timeout`).
 
-    def __init__(self, path: Path, *, timeout: float = 30.0):
+    `readonly` opens it for reading only (a Ray worker reads the cache that the driver alone writes): nothing is
+    migrated, and every write fails."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0, readonly: bool = False):
         self.path = path
         self.timeout = timeout
+        self.readonly = readonly
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
-        migrate(self.conn)
+        if not readonly:
+            migrate(self.conn)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -200,9 +205,13 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # check_same_thread=False only so that `close` may close it from another thread once it is idle.
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            if self.readonly:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       timeout=self.timeout, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
             with self._lock:
                 self._open.append(conn)
@@ -232,3 +241,10 @@ def connect(path: Path) -> Database:
     corrupts it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return Database(path)
+
+
+def connect_readonly(path: Path) -> Database:
+    """Open an existing database for reading only; FileNotFoundError when there is none at `path`."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    return Database(path, readonly=True)

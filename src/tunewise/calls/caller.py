@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from tunewise.calls.cache import ResponseCache, Stored
-from tunewise.calls.log import Call, CallLog
+from tunewise.calls.log import Call, CallLog, CallSink
 from tunewise.errors import ModelCallError
 from tunewise.models.base import ChatRequest, Completion, Model
 from tunewise.prompt import Message
@@ -73,7 +73,8 @@ class Prices:
 class ModelCaller:
     """A model behind the response cache and the call log, with the run's prices and de-duplication of identical
     calls in flight. Every answer is priced here from its tokens, a cached one too: what an arm costs is what its
-    calls cost at this run's prices; `fresh_cost` is what this run paid for the calls it sent."""
+    calls cost at this run's prices; `fresh_cost` is what this run paid for the calls it sent. `log` defaults to
+    the call log of the cache's database."""
 
     def __init__(
         self,
@@ -85,11 +86,11 @@ class ModelCaller:
         temperature: float,
         max_tokens: int,
         read_cache: bool = True,
-        log: CallLog | None = None,
+        log: CallSink | None = None,
     ):
         self.model = model
         self.cache = cache
-        self.log = log or CallLog(cache.db)
+        self.log = log if log is not None else CallLog(cache.db)
         self.prices = prices
         self.run_id = run_id
         self.temperature = temperature

@@ -11,7 +11,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from tunewise.arms.base import ArmContext, ArmRecord, Result
 from tunewise.arms.registry import arm_class, build_arm
@@ -21,12 +21,14 @@ from tunewise.data import Dataset, load_dataset
 from tunewise.db import Database, connect
 from tunewise.errors import InputError
 from tunewise.evaluation.backend import check_model, local_source, open_model
+from tunewise.evaluation.executors import Executor, check_executor, open_executor
+from tunewise.evaluation.executors.worker import WorkerRun
 from tunewise.evaluation.manifest import build_manifest, fingerprint, now, prepared
-from tunewise.evaluation.runner import PrepareEvaluator, ProgressSink, evaluate_arm
+from tunewise.evaluation.runner import PrepareEvaluator, ProgressSink
 from tunewise.evaluation.store import RunStore
 from tunewise.files import check_folder
 from tunewise.metrics import Metric, build_metric
-from tunewise.spec import Task
+from tunewise.spec import ExecutorSpec, Task
 from tunewise.taskfile import load_task
 
 if TYPE_CHECKING:
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunOptions:
-    """How to run: where runs live, whether to resume one, and whether to read the cache."""
+    """How to run: where runs live, whether to resume one, whether to read the cache, and where to answer the test
+    examples (`executor`, `ray_address`: override the task's `executor:`)."""
 
     runs_dir: Path = Path("runs")
     resume: str | None = None
@@ -43,6 +46,8 @@ class RunOptions:
     use_cache: bool = True
     skip_bad: bool = False
     db_path: Path | None = None
+    executor: Literal["local", "ray"] | None = None
+    ray_address: str | None = None
     progress: ProgressSink | None = field(default=None, repr=False)
 
     @property
@@ -59,10 +64,19 @@ class Inputs:
     dataset: Dataset
 
 
+def executor_spec(task: Task, options: RunOptions) -> ExecutorSpec:
+    """Where the test examples are answered: the task's `executor:`, as `--executor` and `--ray-address` change it
+    (an address alone means ray)."""
+    kind = options.executor or ("ray" if options.ray_address else task.executor.kind)
+    if kind == "local" and options.ray_address:
+        raise InputError("--ray-address is for --executor ray")
+    return task.executor.model_copy(update={"kind": kind, "address": options.ray_address or task.executor.address})
+
+
 def check_inputs(task: Task | str | Path, options: RunOptions | None = None) -> Inputs:
     """Everything input can be wrong about, found before a run folder is made, a model loaded or a call paid
-    for: the task file, its data, what its arms need, its model, the runs folder, and the run to resume (read
-    whole, changed in nothing). Raises InputError (ModelCallError when a model hub cannot be reached).
+    for: the task file, its data, what its arms need, its model, the executor, the runs folder, and the run to
+    resume (read whole, changed in nothing). Raises InputError (ModelCallError when a model hub cannot be reached).
 
     Imports nothing heavy, so a bad input is told at once (`tunewise run` calls it before loading the rest)."""
     options = options or RunOptions()
@@ -74,6 +88,7 @@ def check_inputs(task: Task | str | Path, options: RunOptions | None = None) -> 
     dataset = load_dataset(task)
     check_arms(task, dataset)
     check_model(task)
+    check_executor(executor_spec(task, options))
     if options.resume is not None:
         store = RunStore.open(options.runs_dir, options.resume)
         if store.manifest.get("task_fingerprint") != fingerprint(task):
@@ -127,9 +142,10 @@ class _Work:
 
 async def _evaluate_arms(
     dataset: Dataset, context: ArmContext, caller: ModelCaller, store: RunStore, options: RunOptions, *,
-    metric: Metric, concurrency: int, work: _Work,
+    metric: Metric, concurrency: int, work: _Work, cleanup: AsyncExitStack,
 ) -> None:
     progress = options.progress
+    executor: Executor | None = None
 
     def record(result: Result) -> None:
         store.append(result)
@@ -149,14 +165,25 @@ async def _evaluate_arms(
         if not todo:
             continue
         work.begun = True
+        if executor is None:  # started for the first arm with work, before its prepare is paid for
+            executor = await _start_executor(context.task, store, options, cleanup)
         kept: ArmRecord | None = await arm.prepare()
         try:
             if kept is not None:
                 store.update_manifest(prepared={**prepared(store.manifest), arm.name: kept.model_dump(mode="json")})
-            await evaluate_arm(arm, todo, caller=arm.model_caller(caller), metric=metric, concurrency=concurrency,
-                               on_result=record)
+            await executor.evaluate_arm(arm, todo, caller=arm.model_caller(caller), metric=metric,
+                                        concurrency=concurrency, on_result=record)
         finally:
             await arm.aclose()
+
+
+async def _start_executor(task: Task, store: RunStore, options: RunOptions, cleanup: AsyncExitStack) -> Executor:
+    """The executor the run asks for, started, and named in the manifest's `executors` (one entry per start)."""
+    run = WorkerRun(options.runs_dir.resolve(), store.run_id, options.database.resolve(), options.use_cache)
+    executor = await open_executor(executor_spec(task, options), run)
+    cleanup.push_async_callback(executor.aclose)
+    store.update_manifest(executors=[*store.manifest.get("executors", []), executor.describe()])
+    return executor
 
 
 async def _knowledge(task: Task, db: Database, options: RunOptions) -> TaskIndex | None:
@@ -215,7 +242,7 @@ async def aevaluate(task: Task | Inputs | str | Path, options: RunOptions | None
                 on_training=options.progress.training if options.progress else None,
             )
             await _evaluate_arms(dataset, context, caller, store, options, metric=metric, concurrency=concurrency,
-                                 work=work)
+                                 work=work, cleanup=cleanup)
             store.update_manifest(status="complete", updated_at=now())
         except BaseException:
             if work.begun:

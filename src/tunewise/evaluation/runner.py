@@ -9,7 +9,9 @@ metric: an arm is handed `example.query` only when it answers a test example.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tunewise.arms.base import Answer, AnswerFn, Arm, Evaluated, PoolScores, Result, Retrieved, RetrievalScore
@@ -96,6 +98,27 @@ def scored(arm: str, example: Example, answer: Answer | None, error: str | None,
     return result
 
 
+@dataclass
+class Answered:
+    """An arm's answer to one example (None when its calls failed, with the error), and what its calls took:
+    everything the runner scores it from but the target."""
+
+    answer: Answer | None
+    error: str | None
+    usage: Usage
+
+
+async def answered(arm: str, lm: ExampleCaller, answer: Callable[[ExampleCaller], Awaitable[Answer]]) -> Answered:
+    """`answer(lm)`, a model call that failed for good being its error; one that stops the run
+    (`ModelCallError.stops_run`: every other call would fail alike) is raised, naming the arm."""
+    try:
+        return Answered(await answer(lm), None, lm.usage)
+    except ModelCallError as e:
+        if e.stops_run:
+            raise ModelCallError(f"arm '{arm}': {e}", status=e.status, request_id=e.request_id, stops_run=True) from e
+        return Answered(None, str(e), lm.usage)
+
+
 async def evaluate(
     arm: str,
     examples: Sequence[Example],
@@ -121,15 +144,8 @@ async def evaluate(
             except asyncio.QueueEmpty:
                 return
             lm = caller.for_example(arm, example.id if example.split == "test" else f"{example.split}:{example.id}")
-            try:
-                reply: Answer | None = await answer(example, lm)
-                error = None
-            except ModelCallError as e:
-                if e.stops_run:  # every other call would fail alike: stop, leaving this example to a resume
-                    raise ModelCallError(f"arm '{arm}': {e}", status=e.status, request_id=e.request_id,
-                                         stops_run=True) from e
-                reply, error = None, str(e)
-            on_result(scored(arm, example, reply, error, metric, lm.usage))
+            done = await answered(arm, lm, functools.partial(answer, example))
+            on_result(scored(arm, example, done.answer, done.error, metric, done.usage))
 
     workers = [asyncio.create_task(work()) for _ in range(max(1, min(concurrency, len(examples))))]
     try:
