@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/knowledge.py [--docs N] [--rows 100000] [--queries 200] [--repeats R]
                                         [--li-rows S] [--skip-llamaindex] [--parts 1,2,3] [--json raw.json]
+    .venv/bin/python bench/knowledge.py --parts 4 [--big-rows 1000000] [--big-bases 12000] [--exact-rows 100000]
+    .venv/bin/python bench/knowledge.py --parts 5 [--reindex-rows 100000] [--profile-rows 1000000] [--change 0.01]
 
 Part 1, ingest: N generated markdown docs (~250 word pieces each, fictional facts, fixed seed) in a temp
 folder. Contenders, interleaved over R repeats, each from an empty index AND an empty embedding cache
@@ -21,6 +23,18 @@ Part 3, LlamaIndex 0.14.25 defaults (installed by this script into bench/.venv-l
 project venv's packages and installs nothing over them): ingest, truncated chunks, persist/load, retriever
 query p50 (query embedding included) next to tunewise's search with query embedding; then both at --li-rows
 injected vectors (no embedding): build, persist, load, query p50/p95, RSS.
+
+Part 4, a million chunks (issue 18): --big-rows vectors made like part 2's (--big-bases real MiniLM embeddings of
+generated chunks, plus noise); the table is written through LanceDBStore (one chunk per document, the first through
+`update`), then `KnowledgeIndex.update` over all documents builds the ANN index, measures its recall on sampled
+rows and chooses the dense path, and builds BM25. Queried in a fresh process each: the default path, the exact
+path forced at the same size, and the exact path at --exact-rows, with bare numpy on the same matrix interleaved:
+p50/p95, recall@10 against brute force, first-search time, RSS while querying and peak.
+
+Part 5, re-indexing (issue 18): --reindex-rows one-chunk documents (part 2's texts) whose vectors are all in the
+embedding cache, through `KnowledgeIndex.update` into an empty index, then the same documents again (no-op), then
+with --change of them edited (their new vectors cached too); wall, CPU, peak RSS; then the same at --profile-rows,
+and the time and peak RSS of each phase (chunking, embedding-cache read, LanceDB write, BM25) of the full updates.
 
 Ratios are taken inside one repeat (runs seconds apart), median over repeats with [min-max].
 """
@@ -544,6 +558,357 @@ def llamaindex_worker(jobfile: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Part 4: a million chunks on the default store (issue 18), queried in a process of its own.
+
+
+def part4_vectors(n: int, bases: np.ndarray, seed: int = 7, noise: float = NOISE) -> np.ndarray:
+    """Row j: bases[j % len(bases)] + Gaussian noise, renormalised (what big_rows makes, in blocks: no float64 copy
+    of a million rows)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, bases.shape[1]), np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        block = bases[np.arange(start, stop) % len(bases)]
+        block = block + rng.normal(0, noise, block.shape).astype(np.float32)
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def part4_docs(n: int) -> list[Any]:
+    from tunewise.knowledge.loaders import Document
+
+    return [Document(f"r{j:07d}", f"r{j:07d}.md", row_text(j)) for j in range(n)]
+
+
+def part4_index(root: Path, name: str, docs: list[Any], vectors: np.ndarray, qtexts: list[str], qvecs: np.ndarray,
+                ann_min_rows: int) -> dict[str, Any]:
+    """A KnowledgeIndex of one-chunk documents: the first written by `update` (which writes the manifest), the rest
+    appended through its LanceDB store directly (chunking a million documents is not what is measured here), then
+    `update` over all of them: nothing to write, so it builds the ANN index, measures its recall, builds BM25."""
+    from tunewise.db import connect
+    from tunewise.knowledge.chunker import Chunk, ChunkSettings
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
+    from tunewise.knowledge.index import KnowledgeIndex, document_hash
+    from tunewise.knowledge.stores.lancedb import LanceDBStore
+
+    work = root / name
+    shutil.rmtree(work, ignore_errors=True)
+    db = connect(work / "cache.db")
+    stub = str(stub_model_dir(root))
+    embedder = SentenceTransformerEmbedder(db, stub)
+    put_cache(db, embedder.id, [docs[0].text, *qtexts], np.concatenate([vectors[:1], qvecs]))
+    index = KnowledgeIndex(work / "index", db, settings=ChunkSettings(), embedder=embedder, ann_min_rows=ann_min_rows)
+    index.update(docs[:1])
+    store = LanceDBStore(work / "index" / "lancedb")
+    t0 = time.perf_counter()
+    for start in range(1, len(docs), 50_000):
+        part = docs[start : start + 50_000]
+        chunks = [Chunk(f"{d.id}:0", d.id, d.source, d.text, len(d.text.split()),
+                        hashlib.sha256(d.text.encode()).hexdigest()) for d in part]
+        store.add(chunks, {d.id: document_hash(d) for d in part}, vectors[start : start + len(part)])
+    store.optimize()
+    write_s = time.perf_counter() - t0
+    gc.collect()
+    t0 = time.perf_counter()
+    stats = index.update(docs)
+    update_s = time.perf_counter() - t0
+    assert stats.embedded == 0 and stats.chunks == len(docs) and stats.added_docs == 0, stats
+    db.close()
+    manifest = json.loads((work / "index" / "index.json").read_text())
+    return {"dir": str(work / "index"), "db": str(work / "cache.db"), "stub": stub, "write_s": write_s,
+            "update_s": update_s, "rows": len(docs), "disk_mb": dir_mb(work / "index"),
+            "ann_build_s": manifest.get("ann_build_s"), "dense_search": manifest.get("dense_search")}
+
+
+def part4_worker(jobfile: Path) -> None:
+    """In a fresh process (so RSS is the index's): open the index, search, report times, hits and memory. torch is
+    imported and run once first, as the query embedder would have."""
+    import torch
+
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    from tunewise.db import connect
+    from tunewise.knowledge.chunker import ChunkSettings
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
+    from tunewise.knowledge.index import KnowledgeIndex
+
+    job = json.loads(jobfile.read_text())
+    db = connect(Path(job["db"]))
+    index = KnowledgeIndex(Path(job["dir"]), db, settings=ChunkSettings(),
+                           embedder=SentenceTransformerEmbedder(db, job["stub"]), ann_min_rows=job["ann_min_rows"])
+    out: dict[str, Any] = {"rss_start_mb": rss_mb()}
+    t0 = time.perf_counter()
+    index.search(job["queries"][0], K, "dense")
+    out["first_search_s"] = time.perf_counter() - t0
+    out["rss_loaded_mb"] = rss_mb()
+    out["decision"] = index.dense_search().decision
+    for retriever in job["retrievers"]:
+        times, hits = time_searches(index, job["queries"], retriever)
+        out[retriever] = {"times": times, "hits": hits}
+    matrix = index._load().vectors
+    if matrix is not None:  # bare numpy on the snapshot's own matrix, in this process, queries interleaved
+        qvecs = index.embedder.embed(job["queries"])
+        bare, lib = [], []
+        for q, text in zip(qvecs, job["queries"]):
+            t0 = time.perf_counter()
+            np.argpartition(matrix @ q, -K)[-K:]
+            bare.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            index.search(text, K, "dense")
+            lib.append(time.perf_counter() - t0)
+        out["bare_numpy"], out["interleaved_dense"] = bare, lib
+    out["rss_querying_mb"] = rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
+    db.close()
+    Path(job["out"]).write_text(json.dumps(out))
+
+
+def part4_query(built: dict[str, Any], qtexts: list[str], ann_min_rows: int, retrievers: list[str],
+                root: Path) -> dict[str, Any]:
+    job = {"dir": built["dir"], "db": built["db"], "stub": built["stub"], "queries": qtexts,
+           "ann_min_rows": ann_min_rows, "retrievers": retrievers}
+    jobfile = root / f"part4-job-{time.monotonic_ns()}.json"
+    outfile = jobfile.with_suffix(".out.json")
+    jobfile.write_text(json.dumps({**job, "out": str(outfile)}))
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--part4-worker", str(jobfile)], check=True)
+    return json.loads(outfile.read_text())
+
+
+def brute_ids(queries: np.ndarray, matrix: np.ndarray, prefix: str = "r") -> list[list[str]]:
+    """Exact top-10 ids per query over `matrix` (row j is chunk r<j>:0), in blocks of rows."""
+    best = np.full((len(queries), K), -np.inf, np.float32)
+    best_rows = np.zeros((len(queries), K), np.int64)
+    for start in range(0, len(matrix), 100_000):
+        scores = np.concatenate([best, queries @ matrix[start : start + 100_000].T], 1)
+        rows = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + scores.shape[1] - K),
+                                                          (len(queries), scores.shape[1] - K))], 1)
+        top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+        best, best_rows = np.take_along_axis(scores, top, 1), np.take_along_axis(rows, top, 1)
+    return [[f"{prefix}{j:07d}:0" for j in row] for row in best_rows]
+
+
+def recall_ids(hits: list[list[str]], truth: list[list[str]]) -> float:
+    return float(np.mean([len(set(h[:K]) & set(t)) / K for h, t in zip(hits, truth)]))
+
+
+def part4(root: Path, rows: int, small_rows: int, bases: np.ndarray, qtexts: list[str], qvecs: np.ndarray,
+          noise: float, hybrid: bool, ann_min_rows: int | None = None) -> dict[str, Any]:
+    from tunewise.knowledge.index import ANN_MIN_ROWS
+
+    amr = ANN_MIN_ROWS if ann_min_rows is None else ann_min_rows
+    out: dict[str, Any] = {"rows": rows, "small_rows": small_rows, "bases": len(bases), "noise": noise,
+                           "ann_min_rows": amr}
+    log(f"part 4: {rows} vectors from {len(bases)} bases, brute-force truth ...")
+    vectors = part4_vectors(rows, bases, noise=noise)
+    truth = brute_ids(qvecs, vectors)
+    small_truth = brute_ids(qvecs, vectors[:small_rows])
+    log(f"part 4: {small_rows}-row index (exact path) ...")
+    small = part4_index(root, "p4-small", part4_docs(small_rows), vectors[:small_rows], qtexts, qvecs, 10**9)
+    log(f"part 4: {rows}-row index: write through the store, then update (ANN build, recall check, BM25) ...")
+    docs = part4_docs(rows)
+    big = part4_index(root, "p4-big", docs, vectors, qtexts, qvecs, amr)
+    del docs, vectors
+    gc.collect()
+    log(f"  write {big['write_s']:.0f} s, update {big['update_s']:.0f} s (ANN build {big['ann_build_s']} s):"
+        f" {(big['dense_search'] or {}).get('decision')}")
+    out["small"], out["big"] = small, big
+    log("part 4: queries, each index in a fresh process ...")
+    q = part4_query(small, qtexts, 10**9, ["dense"], root)
+    q["recall"] = recall_ids(q["dense"].pop("hits"), small_truth)
+    out["small_query"] = q
+    q = part4_query(big, qtexts, amr, ["dense", "hybrid"] if hybrid else ["dense"], root)
+    q["recall"] = recall_ids(q["dense"].pop("hits"), truth)
+    q.get("hybrid", {}).pop("hits", None)
+    out["big_query"] = q
+    q = part4_query(big, qtexts, 10**9, ["dense"], root)
+    q["recall"] = recall_ids(q["dense"].pop("hits"), truth)
+    out["big_exact_query"] = q
+    return out
+
+
+def report_part4(p4: dict[str, Any]) -> str:
+    ms = lambda xs, p: f"{pct(xs, p) * 1e3:.2f}"  # noqa: E731
+    big, dense = p4["big"], p4["big"].get("dense_search") or {}
+    head = (f"Part 4: {p4['rows']} chunks x 384 ({p4['bases']} real MiniLM embeddings of generated chunks + noise sigma"
+            f" {p4['noise']}), written through LanceDBStore ({big['write_s']:.0f} s), then KnowledgeIndex.update"
+            f" {big['update_s']:.0f} s: ANN build {big['ann_build_s']} s, recall check {dense.get('measure_s')} s, BM25"
+            f" the rest. Decision: {dense.get('decision')}. {dense.get('summary')}. Each index queried in a fresh"
+            " process (torch imported and run once, as the query embedder would); query vectors given (cached).")
+    rows = []
+    for label, q, n in ((f"{p4['rows']} rows, default path", p4["big_query"], p4["rows"]),
+                        (f"{p4['rows']} rows, exact (ann_min_rows > rows)", p4["big_exact_query"], p4["rows"]),
+                        (f"{p4['small_rows']} rows, exact", p4["small_query"], p4["small_rows"])):
+        for retriever in ("dense", "hybrid"):
+            if retriever not in q:
+                continue
+            times = q[retriever]["times"]
+            rows.append([f"{label} {retriever}", ms(times, 50), ms(times, 95),
+                         f"{q['recall']:.3f}" if retriever == "dense" else "-",
+                         f"{q['first_search_s']:.1f}" if retriever == "dense" else "",
+                         f"{q['rss_querying_mb']:.0f}" if retriever == "dense" else "",
+                         f"{q['peak_rss_mb']:.0f}" if retriever == "dense" else ""])
+        if "bare_numpy" in q:
+            rows.append([f"{label} bare numpy (same matrix, same process)", ms(q["bare_numpy"], 50),
+                         ms(q["bare_numpy"], 95), "1.000", "", "", ""])
+    t = table(["index / retriever", "p50 ms", "p95 ms", "recall@10", "first search s", "RSS MB querying",
+               "peak RSS MB"], rows)
+    trials = table(["setting tried (sampled rows)", "recall@10", "p50 ms"],
+                   [[", ".join(f"{k}={v}" for k, v in t["tuning"].items()), f"{t['recall']:.3f}", f"{t['p50_ms']:.2f}"]
+                    for t in dense.get("trials", [])]) if dense.get("trials") else ""
+    ratios = []
+    for label, q in ((f"{p4['small_rows']} rows", p4["small_query"]), (f"{p4['rows']} rows", p4["big_exact_query"])):
+        if "bare_numpy" in q:
+            ratios.append(f"exact dense / bare numpy at {label}: "
+                          f"{pct(q['interleaved_dense'], 50) / pct(q['bare_numpy'], 50):.2f}x (p50, interleaved)")
+    return "\n\n".join([head, t, trials, "\n".join(ratios)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Part 5: re-indexing with every vector cached (issue 18): full, no-op and 1%-changed updates; phase profile.
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM afresh from the current RSS (Linux: clear_refs 5), so the next peak is the next phase's."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+class Phases:
+    """Wall time and peak RSS per phase of `KnowledgeIndex.update`, by wrapping the calls each phase makes: chunking
+    (chunk_bounds), embedding-cache read (Embedder.embed), LanceDB write (add, delete, optimize), BM25 (_sync_bm25);
+    "other" is the rest (document hashes, the table's document list, Chunk objects)."""
+
+    NAMES = ("chunking", "embedding-cache read", "LanceDB write", "BM25", "other")
+
+    def __init__(self, index: Any):
+        import tunewise.knowledge.index as index_module
+
+        self.wall: dict[str, float] = dict.fromkeys(self.NAMES, 0.0)
+        self.peak: dict[str, float] = dict.fromkeys(self.NAMES, 0.0)
+        self._wrap(index_module, "chunk_bounds", "chunking")
+        self._wrap(index.embedder, "embed", "embedding-cache read")
+        for name in ("add", "delete_documents", "optimize"):
+            self._wrap(index._table, name, "LanceDB write")
+        self._wrap(index, "_sync_bm25", "BM25")
+
+    def _wrap(self, owner: Any, name: str, phase: str) -> None:
+        real = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self.mark("other")
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self.wall[phase] += time.perf_counter() - t0
+                self.mark(phase)
+
+        setattr(owner, name, timed)
+
+    def mark(self, phase: str) -> None:
+        """The peak since the last mark belongs to `phase`."""
+        self.peak[phase] = max(self.peak[phase], peak_rss_mb())
+        reset_peak_rss()
+
+    def reset(self) -> None:
+        self.wall = dict.fromkeys(self.NAMES, 0.0)
+        self.peak = dict.fromkeys(self.NAMES, 0.0)
+        reset_peak_rss()
+
+
+def part5_setup(root: Path, name: str, n: int, change: float, bases: np.ndarray, noise: float) -> dict[str, Any]:
+    """n one-chunk documents (part 2's texts) and a copy with a fraction `change` of them edited, every vector of both
+    in the embedding cache (written in blocks: no million-row matrix is held), and an empty index over the cache."""
+    from tunewise.db import connect
+    from tunewise.knowledge.chunker import ChunkSettings
+    from tunewise.knowledge.embedder import SentenceTransformerEmbedder
+    from tunewise.knowledge.index import KnowledgeIndex
+    from tunewise.knowledge.loaders import Document
+
+    work = root / name
+    shutil.rmtree(work, ignore_errors=True)
+    db = connect(work / "cache.db")
+    stub = str(stub_model_dir(root))
+    embedder = SentenceTransformerEmbedder(db, stub)
+    docs = [Document(f"r{j:07d}", f"r{j:07d}.md", row_text(j)) for j in range(n)]
+    step = max(1, round(1 / change))
+    edited = [Document(d.id, d.source, d.text + " It was renamed in 2026.") if j % step == 0 else d
+              for j, d in enumerate(docs)]
+    rng = np.random.default_rng(5)
+    t0 = time.perf_counter()
+    for start in range(0, n, 50_000):
+        texts = [d.text for d in docs[start : start + 50_000]]
+        texts += [d.text for j, d in enumerate(edited[start : start + 50_000], start) if j % step == 0]
+        block = bases[rng.integers(0, len(bases), len(texts))]
+        block = block + rng.normal(0, noise, block.shape).astype(np.float32)
+        put_cache(db, embedder.id, texts, block / np.linalg.norm(block, axis=1, keepdims=True))
+    log(f"  {n} documents, {sum(j % step == 0 for j in range(n))} edited; cache written in {time.perf_counter() - t0:.0f} s")
+    index = KnowledgeIndex(work / "index", db, settings=ChunkSettings(), embedder=embedder, ann_min_rows=10**9)
+    return {"docs": docs, "edited": edited, "index": index, "db": db}
+
+
+def part5_update(index: Any, docs: list[Any], phases: Phases) -> dict[str, Any]:
+    """One update: wall and CPU time (all threads), the process's RSS before and its peak during, per-phase figures."""
+    gc.collect()
+    phases.reset()
+    before = rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    stats = index.update(docs)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    phases.mark("other")
+    phases.wall["other"] = wall - sum(t for name, t in phases.wall.items() if name != "other")
+    assert stats.embedded == 0, stats
+    return {"wall": wall, "cpu": cpu, "rss_before_mb": before, "peak_mb": max(phases.peak.values()),
+            "phase_wall": dict(phases.wall), "phase_peak_mb": dict(phases.peak), "chunks": stats.chunks,
+            "added": stats.added_docs, "changed": stats.changed_docs, "embedded": stats.embedded}
+
+
+def part5(root: Path, rows: int, profile_rows: int, change: float, bases: np.ndarray, noise: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"rows": rows, "profile_rows": profile_rows, "change": change, "runs": {}}
+    for n in [rows] + ([profile_rows] if profile_rows else []):
+        log(f"part 5: {n} documents, every vector in the cache ...")
+        setup = part5_setup(root, f"reindex-{n}", n, change, bases, noise)
+        index, docs, edited = setup["index"], setup["docs"], setup["edited"]
+        phases = Phases(index)
+        runs = {"full": part5_update(index, docs, phases)}
+        log(f"  full update {runs['full']['wall']:.0f} s (CPU {runs['full']['cpu']:.0f} s)")
+        runs["no-op"] = part5_update(index, docs, phases)
+        runs["changed"] = part5_update(index, edited, phases)
+        log(f"  no-op {runs['no-op']['wall']:.1f} s, {change:.0%} changed {runs['changed']['wall']:.1f} s")
+        out["runs"][str(n)] = runs
+        setup["db"].close()
+        del setup, index, docs, edited, phases
+        shutil.rmtree(root / f"reindex-{n}", ignore_errors=True)
+    return out
+
+
+def report_part5(p5: dict[str, Any]) -> str:
+    rows = []
+    labels = {"full": "full update (empty index)", "no-op": "no-op update", "changed": f"{p5['change']:.0%} of documents changed"}
+    for n, runs in p5["runs"].items():
+        for key, label in labels.items():
+            r = runs[key]
+            rows.append([f"{int(n):,} docs: {label}", f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['rss_before_mb']:.0f}",
+                         f"{r['peak_mb']:.0f}", f"{r['peak_mb'] - r['rss_before_mb']:.0f}",
+                         str(r["changed"] if key == "changed" else r["added"]), str(r["embedded"])])
+    head = ("Part 5: KnowledgeIndex.update over one-chunk documents (part 2's texts) with every vector in the embedding"
+            " cache; ann_min_rows above the row count (no ANN build). CPU counts all threads; RSS before = what the"
+            " bench process holds (the documents, and the MiniLM model it loaded for the base vectors); peak = its VmHWM"
+            " during the update.")
+    t = table(["update", "wall s", "CPU s", "RSS before MB", "peak RSS MB", "peak - before", "docs written", "embedded"],
+              rows)
+    sizes = list(p5["runs"])
+    prow = []
+    for phase in Phases.NAMES:
+        cells = [phase]
+        for n in sizes:
+            r = p5["runs"][n]["full"]
+            cells += [f"{r['phase_wall'][phase]:.1f}", f"{r['phase_peak_mb'][phase]:.0f}"]
+        prow.append(cells)
+    headers = ["phase of the full update"] + [h for n in sizes for h in (f"{int(n):,}: wall s", f"{int(n):,}: peak RSS MB")]
+    return f"{head}\n\n{t}\n\n{table(headers, prow)}"
+
+
+# --------------------------------------------------------------------------------------------------
 # Reports.
 
 
@@ -674,6 +1039,10 @@ def render(raw: dict[str, Any]) -> list[str]:
     if "part1" in raw and "llamaindex" in raw["part1"][0]:
         q = raw["part3_query_times"]
         out.append(report_part3(raw["part1"], q["tunewise"], q["llamaindex"], raw.get("part3_scale")))
+    if "part4" in raw:
+        out.append(report_part4(raw["part4"]))
+    if "part5" in raw:
+        out.append(report_part5(raw["part5"]))
     return out
 
 
@@ -690,15 +1059,32 @@ def main(argv: list[str] | None = None) -> int:
                    help="rows for LlamaIndex with precomputed vectors, 0 to skip (default 20000; 100k takes ~10 min)")
     p.add_argument("--noise", type=float, default=NOISE,
                    help=f"part 2: per-dimension sigma added to the base embeddings (default {NOISE})")
-    p.add_argument("--parts", default="1,2,3", help="which parts to run (default 1,2,3)")
+    p.add_argument("--parts", default="1,2,3", help="which parts to run (default 1,2,3; 4 is the million)")
+    p.add_argument("--big-rows", type=int, default=1_000_000, help="part 4: chunks in the big index (default 1000000)")
+    p.add_argument("--big-bases", type=int, default=12_000,
+                   help="part 4: generated chunks embedded as base vectors (default 12000: ~83 noisy copies each, as"
+                        " part 2 at 100k)")
+    p.add_argument("--exact-rows", type=int, default=100_000, help="part 4: chunks in the exact-path index (default 100000)")
+    p.add_argument("--part4-no-hybrid", action="store_true", help="part 4: time dense queries only")
+    p.add_argument("--ann-min-rows", type=int, help="part 4: ann_min_rows of the big index (default: the library's)")
+    p.add_argument("--big-bases-file", type=Path,
+                   help="part 4: .npy of the base vectors: read if it exists, else written after embedding them")
+    p.add_argument("--reindex-rows", type=int, default=100_000, help="part 5: documents re-indexed (default 100000)")
+    p.add_argument("--profile-rows", type=int, default=1_000_000,
+                   help="part 5: documents of the second, profiled re-index, 0 to skip (default 1000000)")
+    p.add_argument("--change", type=float, default=0.01, help="part 5: fraction of documents edited (default 0.01)")
     p.add_argument("--skip-llamaindex", action="store_true", help="part 3 off (nothing installed)")
     p.add_argument("--json", type=Path, help="also write the raw samples to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")
     p.add_argument("--report-from", type=Path, help="print the tables of an earlier --json file and exit")
     p.add_argument("--llamaindex-worker", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--part4-worker", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.llamaindex_worker:
         llamaindex_worker(args.llamaindex_worker)
+        return 0
+    if args.part4_worker:
+        part4_worker(args.part4_worker)
         return 0
     if args.report_from:
         print("\n\n".join(render(json.loads(args.report_from.read_text()))))
@@ -781,9 +1167,10 @@ def main(argv: list[str] | None = None) -> int:
             emit(report_part1(reps, args.docs, wp))
             raw_out["part3_query_times"] = {"tunewise": tw_q, "llamaindex": li_q}
 
-        if bases is None:
+        if bases is None and parts & {2, 3}:
             bases = model.encode(texts[:2000], batch_size=64)
-        bases = bases / np.linalg.norm(bases, axis=1, keepdims=True)
+        if bases is not None:
+            bases = bases / np.linalg.norm(bases, axis=1, keepdims=True)
         qvecs = model.encode(qtexts, batch_size=64, normalize_embeddings=True).astype(np.float32)
 
         if 2 in parts:
@@ -823,6 +1210,26 @@ def main(argv: list[str] | None = None) -> int:
             raw_out["part3_scale"] = scale
         if 3 in parts:
             emit(report_part3(reps, tw_q, li_q, scale))
+        if 4 in parts:
+            if args.big_bases_file and args.big_bases_file.exists():
+                big_bases = np.load(args.big_bases_file)[: args.big_bases]
+            else:
+                log(f"part 4: embedding {args.big_bases} generated chunks as base vectors ...")
+                big_bases = model.encode([row_text(j) for j in range(args.big_bases)], batch_size=64,
+                                         normalize_embeddings=True).astype(np.float32)
+                if args.big_bases_file:
+                    np.save(args.big_bases_file, big_bases)
+            p4 = part4(root, args.big_rows, args.exact_rows, big_bases, qtexts, qvecs, args.noise,
+                       hybrid=not args.part4_no_hybrid, ann_min_rows=args.ann_min_rows)
+            raw_out["part4"] = p4
+            emit(report_part4(p4))
+        if 5 in parts:
+            reindex_bases = bases if bases is not None else model.encode(texts[:2000], batch_size=64)
+            reindex_bases = reindex_bases / np.linalg.norm(reindex_bases, axis=1, keepdims=True)
+            p5 = part5(root, args.reindex_rows, args.profile_rows, args.change, reindex_bases.astype(np.float32),
+                       args.noise)
+            raw_out["part5"] = p5
+            emit(report_part5(p5))
         if args.json:
             args.json.write_text(json.dumps(raw_out, indent=1, default=str))
         log(f"(total bench time {time.perf_counter() - t_start:.0f} s, peak RSS {peak_rss_mb():.0f} MB)")

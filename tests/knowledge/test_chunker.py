@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import random
 import warnings
+from dataclasses import dataclass
 
 import pytest
 from pydantic import ValidationError
 
 from tunewise.errors import InputError
 from tunewise.knowledge.chunker import (
+    Chunk,
     ChunkSettings,
+    TokenCounter,
+    chunk_bounds,
     chunk_document,
+    chunks_at,
     load_tokenizer,
     text_hash,
 )
@@ -150,3 +155,127 @@ def test_no_warning_for_normal_documents(tokenizer):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         chunk_document(Document("d", "d.md", text), ChunkSettings(), tokenizer)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The batched path against chunking as it was done before it (one document at a time, every sentence and every chunk
+# text encoded on its own): the same chunks, byte for byte, whatever the text and the tokenizer.
+
+ODD = [
+    "café", "cafe\u0301", "naïve", "ΣΟΦΟΣ", "İstanbul", "東京タワー", "北京大学", "😀", "e.g.", "U.S.A.", "x\u00a0y", "a\tb",
+    "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u3000", "\u200b", "don't", "“quoted”", "[CLS]", "[MASK]", "##",
+    "supercalifragilisticexpialidocious" * 3, "a" * 120, "12,345.67", "…", "\n# Heading\n", "\n- item ", "\n1. first ",
+    "> quote", "| a | b |", "Zürich", "ﬁne", "\u0301x",
+]  # fmt: skip
+
+
+def odd_text(rng: random.Random) -> str:
+    """Words, sentence ends, paragraph breaks, and the characters that trip tokenizers up."""
+    parts = []
+    for _ in range(rng.randint(0, 90)):
+        r = rng.random()
+        if r < 0.6:
+            parts.append(rng.choice(ODD) if rng.random() < 0.3 else rng.choice(WORDS))
+        elif r < 0.8:
+            parts.append(rng.choice([".", "!", "?"]) + " " + rng.choice(["The", "A", "and"]))
+        else:
+            parts.append(rng.choice([" ", "\n", "\n\n", " \n \n ", "\t"]))
+    return "".join(p + rng.choice([" ", "", " "]) for p in parts)
+
+
+@dataclass(frozen=True)
+class _OldUnit:
+    start: int
+    end: int
+    n: int
+    paragraph: int
+
+
+def old_chunk_document(doc: Document, settings: ChunkSettings, tokenizer) -> list[Chunk]:
+    """chunk_document as it was before the batched path, inlined (its _split_long is unchanged, so reused)."""
+    from tunewise.knowledge.chunker import _split_long
+
+    size, overlap, text = settings.size, settings.overlap, doc.text
+    spans = split_sentences(text)
+    encodings = tokenizer.encode_batch([text[s.start : s.end] for s in spans], add_special_tokens=False)
+    units = []
+    for span, encoding in zip(spans, encodings):
+        if len(encoding.ids) <= size:
+            units.append(_OldUnit(span.start, span.end, len(encoding.ids), span.paragraph))
+        else:
+            units.extend(_split_long(text, span.start, span.end, span.paragraph, size, tokenizer))
+    groups, current, carried, paragraph_tokens = [], [], 0, {}
+    for u in units:
+        paragraph_tokens[u.paragraph] = paragraph_tokens.get(u.paragraph, 0) + u.n
+    i = 0
+    while i < len(units):
+        unit = units[i]
+        used = sum(u.n for u in current)
+        fresh = used - sum(u.n for u in current[:carried])
+        starts_paragraph = bool(current) and unit.paragraph != current[-1].paragraph
+        whole_paragraph = paragraph_tokens[unit.paragraph] if starts_paragraph else 0
+        overflow = used + unit.n > size
+        keep_paragraph = 0 < whole_paragraph <= size and used + whole_paragraph > size and fresh >= size // 4
+        if current and len(current) > carried and (overflow or keep_paragraph):
+            groups.append(current)
+            need = whole_paragraph if keep_paragraph else unit.n
+            carry, total = [], 0
+            for u in reversed(current):
+                if total + u.n > min(overlap, size - need):
+                    break
+                carry.insert(0, u)
+                total += u.n
+            current, carried = carry, len(carry)
+            continue
+        current.append(unit)
+        i += 1
+    if len(current) > carried:
+        groups.append(current)
+    texts = [text[g[0].start : g[-1].end] for g in groups]
+    counts = [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)] if texts else []
+    return [
+        Chunk(f"{doc.id}:{n}", doc.id, doc.source, t, c, text_hash(t)) for n, (t, c) in enumerate(zip(texts, counts))
+    ]
+
+
+@pytest.fixture(scope="module")
+def byte_level_bpe():
+    """A GPT-2 style tokenizer: its tokens carry the space before a word, so words do not count apart."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator([odd_text(random.Random(i)) for i in range(100)], trainer)
+    return bpe
+
+
+@pytest.mark.parametrize("which", ["minilm", "byte-level"])
+def test_batched_chunking_equals_one_document_at_a_time(tokenizer, byte_level_bpe, which):
+    tok = tokenizer if which == "minilm" else byte_level_bpe
+    rng = random.Random(5)
+    docs = [Document(f"d{i}", f"d{i}.md", odd_text(rng)) for i in range(60)]
+    docs += [Document(f"c{seed}", "c.md", corpus_text(seed)[0]) for seed in range(4)]
+    long = "Opener. The " + " ".join(f"inspection{i} valve{i}," for i in range(40)) + " end. Closer."
+    docs += [Document("long", "l.md", long), Document("empty", "e.md", " \n\n\t "), Document("one", "o.md", " One. ")]
+    counter = TokenCounter(tok)
+    assert counter.by_words == (which == "minilm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # over-size chunks warn on both paths
+        for settings in (ChunkSettings(), ChunkSettings(size=24, overlap=6)):
+            batched = [chunks_at(d, b) for d, b in zip(docs, chunk_bounds(docs, settings, counter))]
+            for doc, got in zip(docs, batched):
+                assert got == old_chunk_document(doc, settings, tok), doc.text
+                assert got == chunk_document(doc, settings, tok)
+    assert sum(len(b) > 1 for b in batched) > 30 and len(batched[-3]) > 6  # many cut, the long sentence in pieces
+
+
+def test_token_counts_are_the_tokenizers_own(tokenizer):
+    texts = [odd_text(random.Random(i)) for i in range(200)]
+    counter = TokenCounter(tokenizer)
+    assert counter.counts(texts) == [n_tokens(tokenizer, t) for t in texts]
+    assert counter.counts(texts[::-1]) == [n_tokens(tokenizer, t) for t in texts[::-1]]  # words remembered
+    padded = load_tokenizer("all-MiniLM-L6-v2")
+    padded.enable_padding(length=300)
+    assert not TokenCounter(padded).by_words

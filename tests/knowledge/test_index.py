@@ -219,10 +219,27 @@ def test_the_table_is_the_truth_after_a_crash(tmp_path):
     idx = open_index(tmp_path)
     idx.update(docs)
     LanceDBStore(tmp_path / "index" / "lancedb").delete_documents(["t3"])  # as if killed mid-update
-    (tmp_path / "index" / "bm25" / "chunks.json").unlink()
+    (tmp_path / "index" / "bm25" / "CURRENT").unlink()
     stats = open_index(tmp_path).update(docs)
     assert (stats.added_docs, stats.unchanged_docs, stats.embedded, stats.chunks) == (1, 26, 0, 27)
     assert doc_ids(open_index(tmp_path).search("wheat harvest", 1, "bm25")) == ["t3"]
+
+
+def test_bm25_updated_in_place_ranks_like_a_fresh_index(tmp_path):
+    db = connect(tmp_path / "cache.sqlite")
+    idx = open_index(tmp_path, db=db)
+    idx.update(corpus())
+    edited = [
+        Document(d.id, d.source, d.text + " The ferry timetable lists QX7Z9.") if d.id in ("t1", "e3") else d
+        for d in corpus()
+        if d.id != "t6"
+    ]
+    edited.append(Document("owl", "owl.md", "The snowy owl hunts lemmings; the ferry does not."))
+    idx.update(edited)
+    fresh = KnowledgeIndex(tmp_path / "fresh", db, settings=ChunkSettings(), embedder=SentenceTransformerEmbedder(db))
+    fresh.update(edited)
+    for query in ("ferry timetable", "QX7Z9", "bread and honey cakes", "snowy owl ferry"):
+        assert idx.search(query, 30, "bm25") == fresh.search(query, 30, "bm25")  # same chunks, scores and ranks
 
 
 def test_progress_and_input_checks(tmp_path):
@@ -267,10 +284,12 @@ def test_ivf_pq_index_above_the_threshold_keeps_recall(tmp_path):
         Document(f"g{i}", f"g{i}.md", " ".join(rng.choice(vocabulary, size=12)).capitalize() + ".") for i in range(420)
     ]
     idx = open_index(tmp_path, ann_min_rows=400)
+    idx.ann_budget_ms = 10_000  # at 420 rows an exact scan is faster than any ANN query: allow it anyway
     idx.update(docs)
     table = LanceDBStore(tmp_path / "index" / "lancedb")
     assert table.has_vector_index()
-    assert json.loads((tmp_path / "index" / "index.json").read_text())["ann_trained_rows"] == 420
+    manifest = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert manifest["ann_trained_rows"] == 420 and manifest["dense_search"]["path"] == "ann"
 
     queries = [" ".join(rng.choice(vocabulary, size=5)) for _ in range(20)]
     vectors = idx.embedder.embed([d.text for d in docs])

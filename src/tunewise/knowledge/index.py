@@ -8,17 +8,17 @@ Layout of `directory`:
     index.json   chunk settings and embedder id the table was built with (a change rebuilds it)
     lancedb/     table `chunks`: id, doc_id, doc_hash, source, text, hash, n_tokens, vector (the default store;
                  `store=` puts the table elsewhere, see tunewise.knowledge.stores)
-    bm25/        bm25s over exactly the same chunks, with their ids and a fingerprint of the set
+    bm25/        bm25s over exactly the same chunks, with their term counts and a fingerprint of the set
 
 Updates are incremental: an unchanged document (same source and text) is neither re-chunked nor
 re-embedded, a changed one has its rows replaced, a removed one is deleted. Chunk texts the Embedder
 has seen before come from its SQLite cache, so even a rebuild only embeds new text.
 
 Dense search is exact below `ann_min_rows` rows (the vectors are held in memory: numpy is ~20x faster
-than LanceDB's flat scan), and goes through an IVF_PQ index queried with nprobes 20 / refine 10 above.
-The default threshold is high on purpose: at 100k rows exact search answers in ~32 ms with recall 1.0,
-while IVF_PQ measured 0.65-0.71 recall@10 on clustered data (bench/knowledge.py); exactness wins until
-the corpus is large enough for speed to matter.
+than LanceDB's flat scan). From there the store builds its ANN index, and its recall@10 against exact search
+is measured on a sample of the table's own vectors after every build (tunewise.knowledge.recall): below
+`min_recall` the store's costlier query settings are tried, and if none reaches it while staying faster than
+an exact scan, search stays exact. `index.json` records what was measured and chosen (`dense_search`).
 Hybrid fuses the dense and BM25 rankings (each `max(k, 50)` deep) by reciprocal rank fusion, k=60.
 Nothing here calls an LLM.
 """
@@ -28,27 +28,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from tunewise.knowledge.bm25 import BM25Index, BM25Store, fingerprint
+from tunewise.knowledge.bm25 import BM25Index, BM25Store
 from tunewise.knowledge.chunker import (
     SPECIAL_TOKENS,
     Chunk,
     ChunkSettings,
-    chunk_document,
+    TokenCounter,
+    chunk_bounds,
+    chunks_at,
     load_tokenizer,
     tokenizer_path,
 )
 from tunewise.knowledge.embedder import Embedder
 from tunewise.knowledge.loaders import Document
-from tunewise.knowledge.ranking import RRF_K, reciprocal_rank_fusion, top_k
+from tunewise.knowledge.ranking import RRF_K, exact_search, reciprocal_rank_fusion
+from tunewise.knowledge.recall import DenseSearch, choose
 from tunewise.knowledge.stores import ChunkStore, open_store
+from tunewise.knowledge.stores.base import vector_matrix
 
 if TYPE_CHECKING:
     from tunewise.db import Database
@@ -58,10 +64,15 @@ Retriever = Literal["dense", "bm25", "hybrid"]
 RETRIEVERS: tuple[str, ...] = get_args(Retriever)
 FORMAT = 1
 ANN_MIN_ROWS = 250_000
+MIN_RECALL = 0.95
 HYBRID_DEPTH = 50
+# Below this many rows an exact scan runs on one BLAS thread: handing a small product to a second thread, on
+# two cores shared with torch's threads, cost a p95 of ~8 ms against ~0.4 ms on one (bench/README.md).
+ONE_THREAD_ROWS = 20_000
 _WRITE_BATCH = 4096  # chunks per LanceDB commit
+_CHUNK_BATCH = 2048  # documents whose sentences are counted in one batch
+_TEXT_BATCH = 8192  # chunk texts read for BM25 per slice
 _EMBED_BATCH = 256  # chunks per progress report
-_QUERY_BATCH = 256  # queries per matrix product in exact search
 
 
 @dataclass(frozen=True)
@@ -97,9 +108,13 @@ class _Snapshot:
     vectors: np.ndarray | None  # all vectors, row i = chunks[i]; None when the ANN index is used
     bm25: BM25Index
     ids: list[str] = field(default_factory=list)  # chunks[i].id, kept so a query does not rebuild it
+    blas: Any = None  # a threadpoolctl controller when exact scans run on one BLAS thread (small matrices)
 
     def __post_init__(self) -> None:
         self.ids = [c.id for c in self.chunks]
+
+    def one_blas_thread(self) -> AbstractContextManager[Any]:
+        return self.blas.limit(limits=1, user_api="blas") if self.blas is not None else nullcontext()
 
 
 def document_hash(doc: Document) -> str:
@@ -112,6 +127,8 @@ class KnowledgeIndex:
 
     Searches use what was loaded at the first search after opening or after `update`; changes made
     meanwhile through another KnowledgeIndex (or process) are seen after the next `update` or reopening.
+    From `ann_min_rows` rows on, the store's ANN index answers dense queries if its recall@10 reaches
+    `min_recall` with a median query under `ann_budget_ms` (default: an exact scan's time); see `dense_search`.
     """
 
     def __init__(
@@ -122,6 +139,8 @@ class KnowledgeIndex:
         settings: ChunkSettings,
         embedder: Embedder,
         ann_min_rows: int = ANN_MIN_ROWS,
+        min_recall: float = MIN_RECALL,
+        ann_budget_ms: float | None = None,
         store: ChunkStore | None = None,
     ):
         settings.check_fits(embedder.max_seq_length)
@@ -130,6 +149,8 @@ class KnowledgeIndex:
         self.settings = settings
         self.embedder = embedder
         self.ann_min_rows = ann_min_rows
+        self.min_recall = min_recall
+        self.ann_budget_ms = ann_budget_ms
         self._table = store if store is not None else open_store("lancedb", self.directory)
         self._bm25 = BM25Store(self.directory / "bm25")
         self._manifest_path = self.directory / "index.json"
@@ -219,25 +240,30 @@ class KnowledgeIndex:
         return self._tokenizer
 
     def _write(self, docs: list[Document], hashes: dict[str, str], progress: Callable[[int, int], None] | None) -> None:
-        """Chunk, embed and append `docs`, whole documents per LanceDB commit."""
-        tokenizer = self._tokenizer_for_chunks()
-        per_doc: list[list[Chunk]] = []
-        for doc in docs:
-            chunks = chunk_document(doc, self.settings, tokenizer)
-            if not chunks:
+        """Chunk, embed and append `docs`: all chunked first (kept as character bounds, so the total is known while
+        little is held), then embedded and written in batches of whole documents, one LanceDB commit each."""
+        counter = TokenCounter(self._tokenizer_for_chunks())
+        bounds: list[list[tuple[int, int, int]]] = []
+        for start in range(0, len(docs), _CHUNK_BATCH):
+            bounds.extend(chunk_bounds(docs[start : start + _CHUNK_BATCH], self.settings, counter))
+        for doc, doc_bounds in zip(docs, bounds):
+            if not doc_bounds:
                 warnings.warn(f"document '{doc.id}' has no text to index", stacklevel=3)
-            per_doc.append(chunks)
-        total = sum(len(c) for c in per_doc)
-        self._warn_truncated([c for chunks in per_doc for c in chunks])
+        total = sum(map(len, bounds))
+        embedder_counts = self._embedder_counts()
+        limit = self.embedder.max_seq_length - SPECIAL_TOKENS
+        cut: list[tuple[str, int]] = []
         done = 0
         if progress is not None and total:
             progress(0, total)
         batch: list[Chunk] = []
-        for i, chunks in enumerate(per_doc):
-            batch.extend(chunks)
-            if len(batch) < _WRITE_BATCH and i < len(per_doc) - 1:
+        for i, (doc, doc_bounds) in enumerate(zip(docs, bounds)):
+            batch.extend(chunks_at(doc, doc_bounds))
+            if len(batch) < _WRITE_BATCH and i < len(docs) - 1:
                 continue
             if batch:
+                if embedder_counts is not None:
+                    cut.extend((c.id, n) for c, n in zip(batch, embedder_counts(batch)) if n > limit)
                 # embed in order of length, as sentence-transformers does within a call: less padding
                 order = sorted(range(len(batch)), key=lambda n: batch[n].n_tokens)
                 vectors = np.empty((len(batch), 0), np.float32)
@@ -252,48 +278,76 @@ class KnowledgeIndex:
                         progress(done, total)
                 self._table.add(batch, hashes, vectors)
             batch = []
+        self._warn_truncated(cut, limit)
 
-    def _warn_truncated(self, chunks: list[Chunk]) -> None:
-        """Warn when the embedder would cut chunks, counting with the embedder's own tokenizer.
-
-        Without a tokenizer.json in the model folder the chunk counts stand in. A remote embedder (no
-        tokenizer file at all) is not second-guessed: the chunk size already fits its window, and a
-        server that refuses a text says so.
-        """
+    def _embedder_counts(self) -> Callable[[list[Chunk]], list[int]] | None:
+        """How many word pieces the embedder reads of each chunk: counted with its own tokenizer.json when that is
+        another file than the chunker's; the chunk counts when it is the same file, or the model folder has none.
+        None for a remote embedder (no tokenizer file at all), which is not second-guessed: the chunk size already
+        fits its window, and a server that refuses a text says so."""
         own = self.embedder.tokenizer_file
         if own is None:
-            return
-        limit = self.embedder.max_seq_length - SPECIAL_TOKENS
-        counts = [c.n_tokens for c in chunks]
+            return None
         if own.is_file() and own.resolve() != tokenizer_path(self.settings.tokenizer).resolve():
-            encodings = load_tokenizer(str(own)).encode_batch([c.text for c in chunks], add_special_tokens=False)
-            counts = [len(e.ids) for e in encodings]
-        cut = [(c, n) for c, n in zip(chunks, counts) if n > limit]
+            counter = TokenCounter(load_tokenizer(str(own)))
+            return lambda chunks: counter.counts([c.text for c in chunks])
+        return lambda chunks: [c.n_tokens for c in chunks]
+
+    def _warn_truncated(self, cut: list[tuple[str, int]], limit: int) -> None:
+        """Warn that the embedder will cut these chunks (id, word pieces as it counts them) to `limit` word pieces."""
         if cut:
             warnings.warn(
                 f"{len(cut)} chunk(s) have more than the {limit} word pieces the embedder reads and will be "
-                f"truncated when embedded (e.g. '{cut[0][0].id}', {cut[0][1]} word pieces)",
+                f"truncated when embedded (e.g. '{cut[0][0]}', {cut[0][1]} word pieces)",
                 stacklevel=4,
             )
 
     def _maintain_vector_index(self, rows: int, manifest: dict[str, Any]) -> None:
-        """Train IVF_PQ once the table is big enough; retrain when it has doubled since training."""
+        """From `ann_min_rows` rows on, build the store's ANN index (again once the table has doubled since), and
+        measure it after each build, or when `min_recall` changed, to choose how dense search answers."""
         if rows < self.ann_min_rows:
             return
         trained = manifest.get("ann_trained_rows")
-        if self._table.has_vector_index() and trained and rows <= 2 * trained:
+        measured = manifest.get("dense_search")
+        if not (self._table.has_vector_index() and trained and rows <= 2 * trained):
+            start = time.perf_counter()
+            self._table.create_vector_index()
+            manifest.pop("dense_search", None)  # measured on the index just replaced
+            manifest.update(ann_trained_rows=rows, ann_build_s=round(time.perf_counter() - start, 3))
+            self._write_manifest(manifest)
+        elif measured and measured.get("min_recall") == self.min_recall:
             return
-        self._table.create_vector_index()
-        manifest["ann_trained_rows"] = rows
+        chosen = choose(self._table, min_recall=self.min_recall, budget_ms=self.ann_budget_ms,
+                        build_s=manifest.get("ann_build_s"))
+        manifest["dense_search"] = chosen.to_json()
         self._write_manifest(manifest)
 
+    def dense_search(self) -> DenseSearch:
+        """How dense queries are answered (through the ANN index, with which settings, or exactly) and the recall
+        measurement behind it: what the run manifest and the report show."""
+        rows = self._table.count()
+        measured = (self._read_manifest() or {}).get("dense_search")
+        if rows >= self.ann_min_rows and measured and self._table.has_vector_index():
+            return DenseSearch.from_json(measured)
+        return DenseSearch(path="exact", rows=rows, min_recall=self.min_recall)
+
     def _sync_bm25(self) -> None:
-        """Rebuild BM25 when the chunk set differs from the one it was built on."""
+        """Bring BM25 to the table's chunks; only those it has not tokenised yet have their text read."""
         rows = self._table.read(["id", "hash"])
-        current = fingerprint(rows["id"].to_pylist(), rows["hash"].to_pylist())
-        if self._bm25.fingerprint() != current:
-            rows = self._table.read(["id", "text"])
-            self._bm25.build(rows["id"].to_pylist(), rows["text"].to_pylist(), current)
+        ids = rows["id"].to_pylist()
+
+        def texts(positions: list[int]) -> Iterator[str]:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            if not positions:
+                return
+            table = self._table.read(["id", "text"])
+            rows = pc.index_in(pa.array([ids[p] for p in positions], pa.string()), value_set=table["id"])
+            for start in range(0, len(rows), _TEXT_BATCH):  # a slice of texts as Python strings at a time
+                yield from table["text"].take(rows[start : start + _TEXT_BATCH]).to_pylist()
+
+        self._bm25.sync(ids, rows["hash"].to_pylist(), texts)
 
     # ------------------------------------------------------------------------------------- search
 
@@ -335,18 +389,18 @@ class KnowledgeIndex:
         vectors = self.embedder.embed(queries)
         if snapshot.vectors is None:
             return self._table.ann_search(vectors, depth)
-        out: list[list[tuple[str, float]]] = []
-        for start in range(0, len(vectors), _QUERY_BATCH):
-            scores = vectors[start : start + _QUERY_BATCH] @ snapshot.vectors.T
-            out.extend(top_k(row, depth, snapshot.ids) for row in scores)
-        return out
+        with snapshot.one_blas_thread():
+            return exact_search(snapshot.vectors, vectors, depth, snapshot.ids)
 
     def _load(self) -> _Snapshot:
         """Read the chunks (and, for exact search, the vectors) and the BM25 model, once per index state."""
         if self._snapshot is not None:
             return self._snapshot
         self._table.refresh()
-        exact = self._table.count() < self.ann_min_rows or not self._table.has_vector_index()
+        dense = self.dense_search()
+        exact = dense.path == "exact"
+        if not exact:
+            self._table.use_ann_tuning(dense.tuning)
         columns = ["id", "doc_id", "source", "text", "hash", "n_tokens"] + (["vector"] if exact else [])
         rows = self._table.read(columns)
         if rows.num_rows:
@@ -355,20 +409,13 @@ class KnowledgeIndex:
             Chunk(*values)
             for values in zip(*(rows[c].to_pylist() for c in ("id", "doc_id", "source", "text", "n_tokens", "hash")))
         ]
-        vectors = None
-        if exact:
-            vectors = _matrix(rows["vector"]) if chunks else np.zeros((0, 0), np.float32)
-        current = fingerprint([c.id for c in chunks], [c.hash for c in chunks])
-        if self._bm25.fingerprint() != current:
-            self._bm25.build([c.id for c in chunks], [c.text for c in chunks], current)
-        self._snapshot = _Snapshot(chunks, {c.id: n for n, c in enumerate(chunks)}, vectors, self._bm25.load())
+        vectors = vector_matrix(rows["vector"]) if exact else None
+        self._bm25.sync([c.id for c in chunks], [c.hash for c in chunks], lambda at: [chunks[p].text for p in at])
+        blas = None
+        if vectors is not None and len(vectors) < ONE_THREAD_ROWS:
+            from threadpoolctl import ThreadpoolController
+
+            blas = ThreadpoolController()
+        self._snapshot = _Snapshot(chunks, {c.id: n for n, c in enumerate(chunks)}, vectors, self._bm25.load(),
+                                   blas=blas)
         return self._snapshot
-
-
-def _matrix(column: Any) -> np.ndarray:
-    """A pyarrow fixed-size-list column of float32 as an (n, dim) numpy array."""
-    import pyarrow as pa
-
-    array = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) else column
-    dim = array.type.list_size
-    return np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)

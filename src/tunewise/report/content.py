@@ -317,8 +317,12 @@ def _sections(summary: Summary, manifest: dict[str, Any], results: Iterable[Resu
             blocks.append(Bullets([b.note for b in summary.break_even]))
         out.append(Section("break-even", "Break-even", blocks))
     retrieval = retrieval_table(summary)
-    if retrieval:
-        out.append(Section("retrieval", "Retrieval", [retrieval]))
+    retrieval_blocks: list[Block] = [retrieval] if retrieval else []
+    dense = (manifest.get("knowledge") or {}).get("dense_search")
+    if dense:  # how the index answered dense queries: exact, or its ANN index with the recall measured
+        retrieval_blocks.append(Text(dense["summary"]))
+    if retrieval_blocks:
+        out.append(Section("retrieval", "Retrieval", retrieval_blocks))
     trust = trust_table(summary)
     if trust:
         shown: list[Block] = [trust, Text(TRUST_NOTE, caption=True)]

@@ -87,7 +87,10 @@ class KnowledgeSpec(_Strict):
     chunk_overlap: int = Field(32, ge=0, description="word pieces of whole sentences repeated between chunks")
     skip_bad: bool = Field(False, description="skip unreadable documents (listed in the report) instead of failing")
     max_file_mb: float = Field(20, gt=0)
-    embedder: EmbedderSpec = Field(default_factory=EmbedderSpec, description="openai:<model> | st:<folder>")
+    embedder: EmbedderSpec = Field(
+        default_factory=EmbedderSpec,
+        description="openai:<model> | st:<folder> | static:all-MiniLM-L6-v2 | static:<folder>",
+    )
     store: str = Field(
         "lancedb", description="where chunks and vectors are kept: lancedb (on local disk) | postgresql://user@host/db"
         " (pgvector; the password from PGPASSWORD, never the task file)",
