@@ -19,8 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tunewise demo
 
+# Two workers (the machines have 2 cores), each taking whole test files: a file's fixtures are built once.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The report's browser test opens report.html in Debian's chromium: installed here when missing (as root,
 # as on CI); elsewhere the test is skipped with a hint, unless TUNEWISE_REQUIRE_BROWSER=1 makes it fail.

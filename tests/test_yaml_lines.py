@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,10 @@ def error_of(tmp_path: Path, text: str) -> InputError:
     return info.value
 
 
+@pytest.mark.timeout(30)  # expanded, the bomb would not end: refused, it ends in milliseconds
 def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
     assert len(BILLION_LAUGHS) < 400
-    started = time.perf_counter()
     e = error_of(tmp_path, BILLION_LAUGHS)
-    assert time.perf_counter() - started < 1.0
     assert f"expand to more than {MAX_ALIAS_NODES:,} nodes" in e.message
     assert e.line in range(2, 10)  # a line that uses aliases
 

@@ -116,14 +116,14 @@ def without_latency(store: RunStore) -> list[dict]:
 
 
 class LockAfter(NoProgress):
-    """Once `n` test results are recorded, the endpoint demands a key the task does not have: every later call is
-    refused (401), which stops a run (prepare-time results are not counted)."""
+    """Once `n` test results (of arm `only`, if given) are recorded, the endpoint demands a key the task does not
+    have: every later call is refused (401), which stops a run (prepare-time results are not counted)."""
 
-    def __init__(self, fleet: OpenAITestServer, n: int):
-        self.fleet, self.n, self.seen = fleet, n, 0
+    def __init__(self, fleet: OpenAITestServer, n: int, only: str | None = None):
+        self.fleet, self.n, self.seen, self.only = fleet, n, 0, only
 
     def advance(self, arm: str, result: object) -> None:
-        if arm in NAMES:
+        if arm in NAMES and arm == (self.only or arm):
             self.seen += 1
             if self.seen == self.n:
                 self.fleet.api_key = "sk-not-the-tasks"
@@ -170,7 +170,10 @@ def test_a_run_started_local_resumes_on_ray_and_back_without_sending_a_call_twic
     on_local = stopped(task, RunOptions(runs_dir=runs, executor="local", progress=LockAfter(fleet, 7)), fleet)
     (run_id,) = run_ids(runs)
     stages = [(recorded_requests(db), len(fleet.log.completed()))]
-    on_ray = stopped(task, RunOptions(runs_dir=runs, resume=run_id, progress=LockAfter(fleet, 8)), fleet)  # the task's
+    # Locked at few_shot's first result, when at most a worker's concurrency of its queries had been sent: the
+    # rest are refused on the worker, whatever share of zero_shot the local run left over.
+    on_ray = stopped(task, RunOptions(runs_dir=runs, resume=run_id, progress=LockAfter(fleet, 1, only="few_shot")),
+                     fleet)  # the task's executor
     stages.append((recorded_requests(db), len(fleet.log.completed())))
     assert json.loads((runs / run_id / "manifest.json").read_text())["status"] == "interrupted"
     # The refused calls on the workers stopped the run as they stop a local one, and were logged by the driver.

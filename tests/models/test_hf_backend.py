@@ -156,10 +156,11 @@ def test_sampled_stream_is_the_completion_of_its_number(tiny_model):
     async def both(request: ChatRequest, k: int) -> tuple[Completion, tuple[str, int, int, int]]:
         return (await model.complete(request, 1, first=k))[0], await streamed(model, request, k)
 
-    ends_early = ChatRequest.from_messages([{"role": "user", "content": "What is the capital of Country3?"}])
+    # Which samples of a random model end on eos is luck, and changes with torch and transformers: enough
+    # samples are looked at that both endings turn up (about 1 in 5 ends on eos within 48 tokens here).
     texts, finishes = [], set()
-    for request in [replace(r, temperature=1.0, max_tokens=24) for r in [*requests(3), ends_early]]:
-        for k in range(3):
+    for request in [replace(r, temperature=1.0, max_tokens=48) for r in requests(4)]:
+        for k in range(6):
             completion, (text, tokens_out, tokens_in, _) = asyncio.run(both(request, k))
             assert (text, tokens_out, tokens_in) == (completion.text, completion.tokens_out, completion.tokens_in)
             texts.append(text)
@@ -186,17 +187,18 @@ def test_closing_a_stream_stops_the_generation(tiny_model):
         returned.append(True)
         return out
 
-    model.model.forward, model.model.generate = slow_forward, watched_generate
     request = replace(requests(2)[1], temperature=1.0, max_tokens=64)
+    sample = next(k for k in range(20) if asyncio.run(model.complete(request, 1, first=k))[0].finish_reason == "length")
+    model.model.forward, model.model.generate = slow_forward, watched_generate
 
     async def close_after_two() -> list[Piece]:
-        stream = model.stream(request)
+        stream = model.stream(request, sample=sample)
         pieces = [await anext(stream), await anext(stream)]
         await stream.aclose()
         assert returned == [True]  # generate had returned when aclose did: nothing generates behind the stream
         return pieces
 
-    _, tokens_out, _, _ = asyncio.run(streamed(model, request))
+    _, tokens_out, _, _ = asyncio.run(streamed(model, request, sample))
     assert tokens_out == 64 and len(steps) >= 64  # left alone, this sample runs to max_tokens
     steps.clear()
     returned.clear()
