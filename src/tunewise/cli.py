@@ -394,6 +394,31 @@ def synth(
                    f"{stats.filter.tokens_out:,} tokens; tokens saved per accepted example: {stats.tokens_saved_pct}%")
 
 
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="Your examples: .jsonl, .ndjson, .csv or .parquet.")],
+    docs: Annotated[Optional[Path], typer.Option(
+        "--docs", metavar="FOLDER", help="Documents (a folder or a file) to look answers up in: adds retrieval arms.",
+    )] = None,
+    inputs: Annotated[Optional[list[str]], typer.Option(
+        "--input", metavar="FIELD", help="The input field; repeat for several (default: detected).")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", metavar="FIELD", help="The output field (default: detected).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="The task file to write.")] = Path("task.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Write a commented task file for DATA: fields, split, metric and arms chosen from the data, each saying why."""
+    from tunewise.scaffold import scaffold_task
+
+    drafted = scaffold_task(data, task_path=out, docs=docs, input_fields=inputs, output=output)
+    drafted.write(force=force)
+    shown = drafted.input if isinstance(drafted.input, str) else ", ".join(drafted.input)
+    sizes = drafted.sizes
+    typer.echo(f"{out}: input {shown}, output {drafted.output}, metric {drafted.metric}, arms {', '.join(drafted.arms)};"
+               f" {sizes['train']} train, {sizes['dev']} dev, {sizes['test']} test examples")
+    typer.echo(f"next: set model.uri in {out}, then: tunewise run {out}")
+
+
 def _print_summary(summary: Summary, status: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tunewise.spec import DataSpec, Task
 
 SPLITS = ("train", "dev", "test")
-_SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev", "test": "test"}
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev", "test": "test"}
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def load_dataset(task: Task) -> Dataset:
                 example_id, n = f"{base}-{n}", n + 1
         seen[example_id] = line or 0
         if spec.split_field:
-            split = _SPLIT_ALIASES.get(str(row[spec.split_field]).strip().lower())
+            split = SPLIT_ALIASES.get(str(row[spec.split_field]).strip().lower())
             if split is None:
                 raise InputError(
                     f"split '{row[spec.split_field]}' must be one of train, dev (or val/validation), test", **where
