@@ -99,19 +99,33 @@ class IndexStats:
     rebuilt: bool = False
 
 
+_CHUNK_COLUMNS = ("id", "doc_id", "source", "text", "n_tokens", "hash")  # Chunk's fields, in its order
+
+
 @dataclass
 class _Snapshot:
-    """Everything a search needs, loaded once per index state."""
+    """Everything a search needs, loaded once per index state. The chunks stay in Arrow columns (a million of them
+    as Python objects would take gigabytes); a `Chunk` is made for each hit."""
 
-    chunks: list[Chunk]
-    position: dict[str, int]
-    vectors: np.ndarray | None  # all vectors, row i = chunks[i]; None when the ANN index is used
+    columns: dict[str, Any]  # pyarrow arrays of _CHUNK_COLUMNS, in id order
+    ids: list[str]  # the id column as Python strings: what the rankings name
+    vectors: np.ndarray | None  # all vectors, row i = chunk i; None when the ANN index is used
     bm25: BM25Index
-    ids: list[str] = field(default_factory=list)  # chunks[i].id, kept so a query does not rebuild it
     blas: Any = None  # a threadpoolctl controller when exact scans run on one BLAS thread (small matrices)
+    position: dict[str, int] = field(default_factory=dict)  # id -> row
 
     def __post_init__(self) -> None:
-        self.ids = [c.id for c in self.chunks]
+        self.position = {chunk_id: n for n, chunk_id in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        row = self.position[chunk_id]
+        return Chunk(*(self.columns[c][row].as_py() for c in _CHUNK_COLUMNS))
+
+    def all_chunks(self) -> list[Chunk]:
+        return [Chunk(*values) for values in zip(*(self.columns[c].to_pylist() for c in _CHUNK_COLUMNS))]
 
     def one_blas_thread(self) -> AbstractContextManager[Any]:
         return self.blas.limit(limits=1, user_api="blas") if self.blas is not None else nullcontext()
@@ -353,7 +367,11 @@ class KnowledgeIndex:
 
     def chunks(self) -> list[Chunk]:
         """Every chunk the index holds, in id order (what fine-tuning on the documents trains on)."""
-        return list(self._load().chunks)
+        return self._load().all_chunks()
+
+    def chunk_count(self) -> int:
+        """How many chunks the index holds."""
+        return len(self._load())
 
     def search(self, query: str, k: int, retriever: Retriever = "hybrid") -> list[Hit]:
         """The k best chunks for `query`, best first."""
@@ -367,7 +385,7 @@ class KnowledgeIndex:
             raise ValueError(f"k must be positive, got {k}")
         queries = list(queries)
         snapshot = self._load()
-        if not queries or not snapshot.chunks:
+        if not queries or not len(snapshot):
             return [[] for _ in queries]
         if retriever == "bm25":
             rankings = [snapshot.bm25.search(q, k) for q in queries]
@@ -381,7 +399,7 @@ class KnowledgeIndex:
                 reciprocal_rank_fusion([[i for i, _ in d], [i for i, _ in s]], RRF_K)[:k] for d, s in zip(dense, sparse)
             ]
         return [
-            [Hit(snapshot.chunks[snapshot.position[i]], score, rank) for rank, (i, score) in enumerate(r[:k], start=1)]
+            [Hit(snapshot.chunk(i), score, rank) for rank, (i, score) in enumerate(r[:k], start=1)]
             for r in rankings
         ]
 
@@ -401,21 +419,18 @@ class KnowledgeIndex:
         exact = dense.path == "exact"
         if not exact:
             self._table.use_ann_tuning(dense.tuning)
-        columns = ["id", "doc_id", "source", "text", "hash", "n_tokens"] + (["vector"] if exact else [])
-        rows = self._table.read(columns)
+        rows = self._table.read([*_CHUNK_COLUMNS] + (["vector"] if exact else []))
         if rows.num_rows:
             rows = rows.sort_by("id")
-        chunks = [
-            Chunk(*values)
-            for values in zip(*(rows[c].to_pylist() for c in ("id", "doc_id", "source", "text", "n_tokens", "hash")))
-        ]
+        columns = {c: rows[c].combine_chunks() for c in _CHUNK_COLUMNS}
+        ids = columns["id"].to_pylist()
         vectors = vector_matrix(rows["vector"]) if exact else None
-        self._bm25.sync([c.id for c in chunks], [c.hash for c in chunks], lambda at: [chunks[p].text for p in at])
+        del rows
+        self._bm25.sync(ids, columns["hash"].to_pylist(), lambda at: columns["text"].take(np.asarray(at, np.int64)).to_pylist())
         blas = None
         if vectors is not None and len(vectors) < ONE_THREAD_ROWS:
             from threadpoolctl import ThreadpoolController
 
             blas = ThreadpoolController()
-        self._snapshot = _Snapshot(chunks, {c.id: n for n, c in enumerate(chunks)}, vectors, self._bm25.load(),
-                                   blas=blas)
+        self._snapshot = _Snapshot(columns, ids, vectors, self._bm25.load(), blas=blas)
         return self._snapshot

@@ -116,7 +116,7 @@ def build_index(
         if changed:
             raise InputError(f"the documents changed since the index was built ({len(changed)} of them, e.g."
                              f" '{changed[0]}'): what was measured cannot be served; run the task again")
-        stats = IndexStats(documents=len(loaded.documents), chunks=len(index.chunks()), embedded=0, added_docs=0,
+        stats = IndexStats(documents=len(loaded.documents), chunks=index.chunk_count(), embedded=0, added_docs=0,
                            changed_docs=0, removed_docs=0, unchanged_docs=len(loaded.documents))
     return TaskIndex(index=index, loaded=loaded, stats=stats, store=public_location(spec.store))
 
