@@ -200,7 +200,7 @@ def test_a_search_loads_the_table_and_bm25_once(tmp_path, monkeypatch):
     reads, loads = [], []
     real_read, real_load = LanceDBStore.read, BM25Store.load
     monkeypatch.setattr(LanceDBStore, "read", lambda self, cols: reads.append(cols) or real_read(self, cols))
-    monkeypatch.setattr(BM25Store, "load", lambda self: loads.append(1) or real_load(self))
+    monkeypatch.setattr(BM25Store, "load", lambda self, *a: loads.append(1) or real_load(self, *a))
     idx = open_index(tmp_path)  # reopened: searches without an update
     embeds = []
     real_embed = idx.embedder.embed

@@ -124,8 +124,9 @@ class BM25Store:
         counts = _compact(_TermCounts([ids[p] for p in order], [hashes[p] for p in order], ptr, terms, tfs, vocabulary))
         self._write(counts, current)
 
-    def load(self) -> BM25Index:
-        """The live version, ready to search."""
+    def load(self, ids_now: list[str] | None = None) -> BM25Index:
+        """The live version, ready to search. `ids_now`, the caller's list of the same ids, is kept instead of a
+        second copy (a million ids are ~100 MB) when it equals the version's."""
         import bm25s
         import pyarrow as pa
 
@@ -136,7 +137,7 @@ class BM25Store:
         with pa.memory_map(str(folder / "chunks.arrow")) as source:
             ids = pa.ipc.open_file(source).read_all()["id"].to_pylist()
         retriever = bm25s.BM25.load(str(folder)) if ids else None
-        return BM25Index(retriever, ids)
+        return BM25Index(retriever, ids_now if ids_now == ids else ids)
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -31,9 +31,10 @@ import json
 import os
 import time
 import warnings
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -113,16 +114,14 @@ class _Snapshot:
     vectors: np.ndarray | None  # all vectors, row i = chunk i; None when the ANN index is used
     bm25: BM25Index
     blas: Any = None  # a threadpoolctl controller when exact scans run on one BLAS thread (small matrices)
-    position: dict[str, int] = field(default_factory=dict)  # id -> row
-
-    def __post_init__(self) -> None:
-        self.position = {chunk_id: n for n, chunk_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def chunk(self, chunk_id: str) -> Chunk:
-        row = self.position[chunk_id]
+        row = bisect_left(self.ids, chunk_id)  # ids are sorted: no id -> row dict of a million entries
+        if row == len(self.ids) or self.ids[row] != chunk_id:
+            raise KeyError(chunk_id)
         return Chunk(*(self.columns[c][row].as_py() for c in _CHUNK_COLUMNS))
 
     def all_chunks(self) -> list[Chunk]:
@@ -451,5 +450,5 @@ class KnowledgeIndex:
             from threadpoolctl import ThreadpoolController
 
             blas = ThreadpoolController()
-        self._snapshot = _Snapshot(columns, ids, vectors, self._bm25.load(), blas=blas)
+        self._snapshot = _Snapshot(columns, ids, vectors, self._bm25.load(ids), blas=blas)
         return self._snapshot
