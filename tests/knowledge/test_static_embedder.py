@@ -26,13 +26,10 @@ from tunewise.knowledge.task_index import build_task_index, open_embedder
 from tunewise.spec import EmbedderSpec
 from tunewise.taskfile import load_task
 
+from .test_openai_embedder import TOPICS as OPENAI_TOPICS
+
 TOPICS = {
-    "lighthouse": "The lighthouse keeper climbs the tower every evening to light the lamp.",
-    "bakery": "Bakers in the old town sell rye bread and honey cakes at dawn.",
-    "orchestra": "The orchestra rehearses the symphony twice a week in the concert hall.",
-    "harvest": "Farmers harvest wheat in late summer before the autumn rains.",
-    "ferry": "The ferry crosses the bay every hour between the two harbours.",
-    "garage": "The garage fixes cars and trucks; its mechanics replace brakes, clutches and tyres.",
+    **OPENAI_TOPICS,
     "library": "Students borrow books from the library and return them within three weeks.",
     "potter": "Potters fire their clay bowls in a wood-burning kiln.",
 }
