@@ -52,14 +52,20 @@ def run(
         help="Where test examples are answered: here, or on a Ray cluster (default: the task's `executor:`).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(
         "--ray-address", help="The Ray cluster: auto or ray://host:port (default: start a local Ray).")] = None,
+    racing: Annotated[bool, typer.Option(
+        "--racing", help="Evaluate in rounds on growing shares of the test split, dropping arms once ruled out.")] = False,
+    budget: Annotated[Optional[float], typer.Option(
+        "--budget", metavar="USD", help="Stop once the run has spent this many US$ (resumable with a larger one).")] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Evaluate every arm of TASK and recommend one."""
     from tunewise.errors import ModelCallError
     from tunewise.evaluation.experiment import RunOptions, check_inputs
+    from tunewise.evaluation.manifest import BUDGET_REACHED
 
     options = RunOptions(runs_dir=runs_dir, resume=resume, retry_errors=retry_errors, use_cache=not no_cache,
-                         skip_bad=skip_bad, executor=executor.value if executor else None, ray_address=ray_address)
+                         skip_bad=skip_bad, executor=executor.value if executor else None, ray_address=ray_address,
+                         racing=racing, budget=budget)
     try:
         inputs = check_inputs(task, options)  # bad input is told before the heavy half (decide, report, scipy) loads
     except KeyboardInterrupt:
@@ -90,9 +96,15 @@ def run(
                                  status=e.status, stops_run=e.stops_run) from e
     if as_json:
         print(outcome.summary.model_dump_json(indent=2))
-        return
-    _print_summary(outcome.summary)
-    typer.echo(f"report: {outcome.store.dir / 'report.md'}")
+    else:
+        _print_summary(outcome.summary)
+        typer.echo(f"report: {outcome.store.dir / 'report.md'}")
+    spent = outcome.summary.budget
+    if outcome.summary.status == BUDGET_REACHED and spent is not None:
+        console.print(f"budget reached: ${spent.spent:.4g} spent of ${spent.usd:g}; the summary and the reports say what"
+                      f" the evidence so far supports; finish with `tunewise run {task} --resume {outcome.store.run_id}"
+                      " --budget USD` (a larger one, or none)", soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(4)  # not done: a script must not take a budget's partial answer for a finished run's
 
 
 @app.command()

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tunewise.decide.schema import Summary
-from tunewise.decide.summary import summary_of
+from tunewise.decide.summary import racing_drops, summary_of
 from tunewise.evaluation.experiment import Inputs, RunOptions, aevaluate
 from tunewise.evaluation.store import RunStore
 from tunewise.report import write_reports
@@ -25,8 +25,9 @@ class RunOutcome:
 
 async def arun(task: Task | Inputs | str | Path, options: RunOptions | None = None) -> RunOutcome:
     """Evaluate every arm of `task` (a file, a Task, or the Inputs `check_inputs` made of one) on its test split
-    and write summary.json and the reports."""
-    store = await aevaluate(task, options)
+    (in rounds, when it races: `racing_drops` judges them) and write summary.json and the reports."""
+    options = options or RunOptions()
+    store = await aevaluate(task, options if options.race else replace(options, race=racing_drops))
     results = list(store.latest().values())
     summary = summary_of(store, results)
     write_reports(store, summary, results)

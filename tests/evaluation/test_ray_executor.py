@@ -27,7 +27,7 @@ from tunewise.data import Query
 from tunewise.errors import InputError, ModelCallError
 from tunewise.evaluation.executors import NEEDS_RAY
 from tunewise.evaluation.executors.worker import ArmWorker, Refused, Reply, WorkerRun
-from tunewise.decide.summary import summary_of
+from tunewise.decide.summary import racing_drops, summary_of
 from tunewise.evaluation.experiment import RunOptions, aevaluate, check_inputs
 from tunewise.evaluation.runner import NoProgress
 from tunewise.evaluation.store import RunStore
@@ -145,6 +145,18 @@ def test_the_same_task_on_ray_gives_the_results_of_the_local_executor(tmp_path, 
     assert count(runs / "tunewise.db", embedded) == count(local.dir.parent / "tunewise.db", embedded) - TEST_EXAMPLES
     (entry,) = json.loads((on_ray.dir / "manifest.json").read_text())["executors"]
     assert entry["executor"] == "ray" and entry["workers"] == 2
+
+
+@pytest.mark.slow
+def test_a_racing_run_on_ray_answers_round_by_round_as_the_local_executor(tmp_path, cluster, fleet):
+    """Rounds of 3, 6 and 10 examples: each round sends the arms still in the race to the workers again (each worker
+    rebuilding the arm it is sent), and the race records what a local race records."""
+    task = write_task(tmp_path / "task", fleet.base_url, racing={"rounds": [0.3, 0.6, 1.0]})
+    here = evaluate(task, RunOptions(runs_dir=tmp_path / "local", race=racing_drops))
+    on_ray = evaluate(task, RunOptions(runs_dir=tmp_path / "ray", executor="ray", race=racing_drops))
+    assert json.loads((on_ray.dir / "manifest.json").read_text())["racing"]["sizes"] == [3, 6, 10]
+    assert results(on_ray) == results(here)
+    assert summary_of(on_ray).racing == summary_of(here).racing
 
 
 def stopped(task: Path, options: RunOptions, fleet: OpenAITestServer) -> ModelCallError:

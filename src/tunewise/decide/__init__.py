@@ -7,6 +7,7 @@ front, break-even volumes and the recommendation (summary.json), and two runs co
     costs         monthly cost, the Pareto front
     break_even    when fine-tuning pays for itself
     recommend     the cheapest arm meeting the requirements, with reasons
+    racing        which arms a racing run's rounds so far rule out (anytime-valid betting tests)
     summary       summary_of(store): all of it, from the run store alone
     compare       compare_runs(a, b)
 """

@@ -42,16 +42,18 @@ def _price(arm: ArmSummary, req: Requirements) -> str:
         f", {money(arm.fixed_cost)} one-off over {req.amortize_months:g} months)" if arm.fixed_cost else ")")
 
 
-def _cheapness(arm: ArmSummary, req: Requirements) -> tuple[float, ...]:
+def cheapness(arm: ArmSummary, req: Requirements) -> tuple[float, ...]:
+    """What "cheaper" orders by: cost, then one-off cost, tokens per query, p95 latency, and the higher score."""
     return (cost_key(arm, req), arm.fixed_cost, arm.tokens_in + arm.tokens_out, arm.p95_latency_ms, -arm.score)
 
 
 def _best(arms: Sequence[ArmSummary], req: Requirements) -> ArmSummary:
     """The best-scoring arm; of equal scores, the cheapest."""
-    return max(arms, key=lambda a: (a.score, tuple(-x for x in _cheapness(a, req))))
+    return max(arms, key=lambda a: (a.score, tuple(-x for x in cheapness(a, req))))
 
 
-def _shortfalls(arm: ArmSummary, req: Requirements, *, score: bool = True) -> list[str]:
+def shortfalls(arm: ArmSummary, req: Requirements, *, score: bool = True) -> list[str]:
+    """Each requirement the arm's numbers miss, in words (`score`: min_score too, else the hard caps alone)."""
     out = []
     if score and req.min_score is not None and arm.score < req.min_score:
         out.append(f"its score {arm.score:.3f} is {req.min_score - arm.score:.3f} below min_score {req.min_score:g}")
@@ -76,9 +78,9 @@ def _caps(req: Requirements) -> str:
 def _capped_out(best: ArmSummary, arms: Sequence[ArmSummary], req: Requirements) -> list[str]:
     """The arms cheaper than `best` that score enough but a hard cap rules out, and which cap."""
     return [f"{a.name} is cheaper ({_price(a, req)}) and scores {a.score:.3f}, but {'; '.join(over)}"
-            for a in sorted(arms, key=lambda a: _cheapness(a, req))
-            if _cheapness(a, req) < _cheapness(best, req) and (req.min_score is None or a.score >= req.min_score)
-            and (over := _shortfalls(a, req, score=False))]
+            for a in sorted(arms, key=lambda a: cheapness(a, req))
+            if cheapness(a, req) < cheapness(best, req) and (req.min_score is None or a.score >= req.min_score)
+            and (over := shortfalls(a, req, score=False))]
 
 
 def _unchecked(arms: Sequence[ArmSummary], req: Requirements) -> list[str]:
@@ -120,7 +122,7 @@ def _cheapest_meeting(
     assert m is not None
     clear = [a for a in meeting if a.ci[0] >= m]
     pool = clear or meeting
-    best = min(pool, key=lambda a: _cheapness(a, req))
+    best = min(pool, key=lambda a: cheapness(a, req))
     how = "with its whole CI above min_score" if clear else "on its mean score"
     reasons = [f"{_fmt(best)}, meets min_score {m:g} at {_price(best, req)}",
                f"it is the cheapest of {len(pool)} arm(s) meeting the requirements {how}"]
@@ -130,13 +132,13 @@ def _cheapest_meeting(
         reasons.append(
             f"with n={best.n} its score is known to ±{(best.ci[1] - best.ci[0]) / 2:.2f} and the CI reaches down to"
             f" {best.ci[0]:.3f}, below min_score, so the evidence is thin: {_more_examples(best)}")
-    for a in sorted((a for a in meeting if _cheapness(a, req) < _cheapness(best, req)), key=lambda a: _cheapness(a, req)):
+    for a in sorted((a for a in meeting if cheapness(a, req) < cheapness(best, req)), key=lambda a: cheapness(a, req)):
         reasons.append(
             f"{a.name} is cheaper ({_price(a, req)}) and scores {a.score:.3f}, but its CI reaches down to"
             f" {a.ci[0]:.3f} (n={a.n}), too thin to rely on: {_more_examples(a)} to tell whether it is enough")
     higher = [a for a in pool if a.score > best.score]
     if higher:
-        top = min((a for a in higher if a.score == max(h.score for h in higher)), key=lambda a: _cheapness(a, req))
+        top = min((a for a in higher if a.score == max(h.score for h in higher)), key=lambda a: cheapness(a, req))
         c = versus(comparisons, top.name, best.name)
         if c is None:
             reasons.append(f"{top.name} scores higher ({top.score:.3f}) at {_price(top, req)}; no paired test was possible")
@@ -163,26 +165,26 @@ def _best_reasons(best: ArmSummary, top: ArmSummary, req: Requirements, comparis
 def _none_meets(scored: list[ArmSummary], req: Requirements) -> tuple[ArmSummary, list[str]]:
     """When no arm meets the requirements: the best within the hard caps (it can be deployed), the best overall
     when that is another arm, and what each lacks."""
-    within = [a for a in scored if not _shortfalls(a, req, score=False)]
+    within = [a for a in scored if not shortfalls(a, req, score=False)]
     overall = _best(scored, req)
     if within:
         best = _best(within, req)
         capped = any(x is not None for x in (req.max_p95_latency_ms, req.max_cost_per_1k, req.max_stale_rate))
         where = f"within {_caps(req)} the best is" if capped else "the best is"
         reasons = [f"no arm meets the requirements; {where} {_fmt(best)}, at {_price(best, req)}",
-                   *_shortfalls(best, req)]
+                   *shortfalls(best, req)]
     else:
         best = overall
         reasons = [f"no arm meets the requirements, and none is within {_caps(req)}; the best overall is"
-                   f" {_fmt(best)}, at {_price(best, req)}", *_shortfalls(best, req)]
+                   f" {_fmt(best)}, at {_price(best, req)}", *shortfalls(best, req)]
     if req.min_score is not None and best.score < req.min_score <= best.ci[1]:
         reasons.append(f"its CI reaches {best.ci[1]:.3f}, so it may meet min_score: {_more_examples(best)} to tell")
     if overall is not best:
         reasons.append(f"the best overall is {_fmt(overall)}, at {_price(overall, req)}, but "
-                       + "; ".join(_shortfalls(overall, req, score=False)))
+                       + "; ".join(shortfalls(overall, req, score=False)))
     for a in scored:
         if a is not best and a is not overall and req.min_score is not None and a.score >= req.min_score:
-            reasons.append(f"{a.name} meets min_score ({a.score:.3f}), but {'; '.join(_shortfalls(a, req, score=False))}")
+            reasons.append(f"{a.name} meets min_score ({a.score:.3f}), but {'; '.join(shortfalls(a, req, score=False))}")
     return best, reasons
 
 
@@ -194,7 +196,7 @@ def recommend(
     scored = [a for a in arms if a.n > 0]
     if not scored:
         return Recommendation(arm=None, meets_requirements=False, reasons=["no arm has results yet"])
-    meeting = [a for a in scored if not _shortfalls(a, req)]
+    meeting = [a for a in scored if not shortfalls(a, req)]
     caveats = [*(note for a in scored if (note := _errors_note(a, req))), *_unchecked(scored, req)]
     economics = [b.note for b in break_evens]
     if meeting and req.min_score is not None:
@@ -204,7 +206,7 @@ def recommend(
     if meeting:
         top = _best(meeting, req)
         near = [a for a in meeting if a is top or not significantly_worse(comparisons, a.name, top.name)]
-        best = min(near, key=lambda a: _cheapness(a, req))
+        best = min(near, key=lambda a: cheapness(a, req))
         reasons = _best_reasons(best, top, req, comparisons) + _capped_out(best, scored, req)
         return Recommendation(arm=best.name, meets_requirements=True, reasons=[*reasons, *economics, *caveats])
     best, reasons = _none_meets(scored, req)

@@ -3,7 +3,7 @@ p50/p95 latency, tokens, errors) and the recommendation; the rest is additive.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
@@ -16,6 +16,19 @@ class RecordedExtras(ArmExtras):
     recorded."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class ArmRacing(BaseModel):
+    """Why racing dropped an arm before the full test set, and what that saved (estimated from its answers so far)."""
+
+    dropped_round: int = Field(description="the round after which it was dropped (1 = the first)")
+    n: int = Field(description="the test examples it had answered then")
+    score: float = Field(description="its score on them (errors count as 0)")
+    ci: list[float | None] = Field(description="95% CI of that score (as the arms' `ci`)")
+    rule: Literal["min_score", "worse", "dominated", "cap"]
+    reason: str
+    tokens_saved_est: float = Field(0.0, description="tokens per query so far x the test examples it did not answer")
+    dollars_saved_est: float = Field(0.0, description="US$ per query so far x the test examples it did not answer")
 
 
 class ArmSummary(BaseModel):
@@ -54,6 +67,7 @@ class ArmSummary(BaseModel):
     extras: SerializeAsAny[ArmExtras] | None = Field(
         None, description="the arm's own statistics (its ArmExtras class: maj@k curves, gate rates, training ...)"
     )
+    racing: ArmRacing | None = Field(None, description="set when racing dropped the arm before the full test set")
 
     @field_validator("extras", mode="before")
     @classmethod
@@ -123,6 +137,38 @@ class Recommendation(BaseModel):
     reasons: list[str]
 
 
+class RacingRound(BaseModel):
+    """One round of a race: its share of the test split, its examples, and the arms that were to answer them."""
+
+    round: int
+    share: float
+    n: int
+    arms: list[str]
+
+
+class RacingSummary(BaseModel):
+    """How a racing run went: its test, the rounds, what it spent and what it saved against every arm seeing every
+    test example (estimated from the rounds the dropped arms skipped)."""
+
+    method: str
+    alpha: float = Field(description="the chance of ever dropping an arm for a false reason")
+    level: float = Field(description="the level of each test: alpha over the most tests that can drop one arm")
+    rounds: list[RacingRound]
+    dropped: list[str]
+    tokens_spent: int = Field(description="tokens of every answer recorded")
+    tokens_saved_est: float
+    tokens_exhaustive_est: float
+    dollars_spent: float = Field(description="US$ of every answer recorded, at the run's prices")
+    dollars_saved_est: float
+
+
+class Budget(BaseModel):
+    """The budget a run was given (`--budget`) and what it had spent when it stopped, in US$."""
+
+    usd: float
+    spent: float
+
+
 class Summary(BaseModel):
     """The contract of summary.json (see DESIGN.md); extra fields are additive."""
 
@@ -135,3 +181,6 @@ class Summary(BaseModel):
     requirements: Requirements = Requirements()
     comparisons: list[Comparison] = []
     break_even: list[BreakEven] = []
+    status: str | None = Field(None, description="the run's status: complete, running, interrupted, budget reached")
+    budget: Budget | None = None
+    racing: RacingSummary | None = None

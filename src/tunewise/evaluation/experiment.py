@@ -8,37 +8,48 @@ records every answer as it comes, so a run interrupted at any moment resumes wit
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tunewise.arms.base import ArmContext, ArmRecord, Result
+from tunewise.arms.base import Arm, ArmContext, Result
 from tunewise.arms.registry import arm_class, build_arm
 from tunewise.calls.cache import ResponseCache
 from tunewise.calls.caller import ModelCaller, Prices
-from tunewise.data import Dataset, load_dataset
+from tunewise.data import Dataset, Example, load_dataset
 from tunewise.db import Database, connect
 from tunewise.errors import InputError
 from tunewise.evaluation.backend import check_model, local_source, open_model
 from tunewise.evaluation.executors import Executor, check_executor, open_executor
 from tunewise.evaluation.executors.worker import WorkerRun
-from tunewise.evaluation.manifest import build_manifest, fingerprint, now, prepared
+from tunewise.evaluation.manifest import (
+    BUDGET_REACHED, RacingPlan, build_manifest, fingerprint, now, prepared, racing_plan,
+)
 from tunewise.evaluation.runner import PrepareEvaluator, ProgressSink
 from tunewise.evaluation.store import RunStore
 from tunewise.files import check_folder
 from tunewise.metrics import Metric, build_metric
-from tunewise.spec import ExecutorSpec, Task
+from tunewise.spec import ArmParams, ExecutorSpec, RacingSpec, Task
 from tunewise.taskfile import load_task
 
 if TYPE_CHECKING:
     from tunewise.knowledge.task_index import TaskIndex
 
 
+RaceJudge = Callable[[RunStore], Collection[str]]
+"""The arms a racing run has dropped so far, recomputed from its store (`tunewise.decide.summary.racing_drops`)."""
+
+
 @dataclass
 class RunOptions:
     """How to run: where runs live, whether to resume one, whether to read the cache, and where to answer the test
-    examples (`executor`, `ray_address`: override the task's `executor:`)."""
+    examples (`executor`, `ray_address`: override the task's `executor:`).
+
+    `racing` races the arms (the task's `racing:` settings, else the defaults) in a new run; `race` says which arms
+    the recorded results drop (`tunewise.pipeline` passes it: the decision is not this layer's). `budget` stops the
+    run once it has spent that many US$."""
 
     runs_dir: Path = Path("runs")
     resume: str | None = None
@@ -48,6 +59,9 @@ class RunOptions:
     db_path: Path | None = None
     executor: Literal["local", "ray"] | None = None
     ray_address: str | None = None
+    racing: bool = False
+    budget: float | None = None
+    race: RaceJudge | None = field(default=None, repr=False)
     progress: ProgressSink | None = field(default=None, repr=False)
 
     @property
@@ -89,6 +103,8 @@ def check_inputs(task: Task | str | Path, options: RunOptions | None = None) -> 
     check_arms(task, dataset)
     check_model(task)
     check_executor(executor_spec(task, options))
+    if options.budget is not None and not options.budget > 0:
+        raise InputError(f"--budget must be a positive amount of US$, not {options.budget:g}")
     if options.resume is not None:
         store = RunStore.open(options.runs_dir, options.resume)
         if store.manifest.get("task_fingerprint") != fingerprint(task):
@@ -97,14 +113,23 @@ def check_inputs(task: Task | str | Path, options: RunOptions | None = None) -> 
                 file=task.path,
             )
         store.results()  # every line that is not a result is an error now, not after the run has started
+        if options.racing and store.manifest.get("racing") is None:
+            raise InputError(f"run '{options.resume}' was started without racing, and whether a run races is decided"
+                             " when it starts: resume it without --racing, or start a new run")
     return Inputs(task, dataset)
+
+
+def _racing(task: Task, options: RunOptions, dataset: Dataset) -> RacingPlan | None:
+    """The rounds of a new run: the task's `racing:`, or its defaults for --racing; None when it does not race."""
+    spec = task.racing or (RacingSpec() if options.racing else None)
+    return None if spec is None else racing_plan(spec, [e.id for e in dataset.test], task.seed)
 
 
 def _open_store(inputs: Inputs, options: RunOptions) -> tuple[RunStore, str]:
     """The run's store, and the status to leave it in if the run stops before doing any work: a resumed run
     keeps the one it had (a complete run stays complete), a new one is interrupted."""
     if options.resume is None:
-        manifest = build_manifest(inputs.task, inputs.dataset.sizes)
+        manifest = build_manifest(inputs.task, inputs.dataset.sizes, _racing(inputs.task, options, inputs.dataset))
         return RunStore.create(options.runs_dir, inputs.task.name, manifest), "interrupted"
     store = RunStore.open(options.runs_dir, options.resume)
     previous = store.manifest.get("status") or "interrupted"
@@ -140,41 +165,118 @@ class _Work:
     begun: bool = False
 
 
+class BudgetReached(Exception):
+    """The run spent its budget: it stops, resumable, its results so far recorded."""
+
+
+class _Spend:
+    """What the run has spent, in US$: the calls it sent (every result's `fresh_cost`, also of results an earlier
+    invocation recorded) and its arms' one-off `prepare` costs; and the budget it may spend (None: no limit)."""
+
+    def __init__(self, store: RunStore, limit: float | None):
+        self.limit = limit
+        self._prepared = {name: float(r.get("fixed_cost", 0.0)) for name, r in prepared(store.manifest).items()}
+        self.spent = sum(r.fresh_cost for r in store.results()) + sum(self._prepared.values())
+
+    def add(self, result: Result) -> None:
+        self.spent += result.fresh_cost
+
+    def prepared(self, arm: str, fixed_cost: float) -> None:
+        self.spent += fixed_cost - self._prepared.get(arm, 0.0)
+        self._prepared[arm] = fixed_cost
+
+    def reached(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+    def check(self) -> None:
+        if self.reached():
+            raise BudgetReached(f"${self.spent:.4g} spent of a ${self.limit:g} budget")
+
+
+def _rounds(store: RunStore, dataset: Dataset) -> list[list[Example]]:
+    """The test examples of each round: the nested shares of the run's racing plan, or all of them at once."""
+    plan = store.manifest.get("racing")
+    if plan is None:
+        return [list(dataset.test)]
+    by_id = {e.id: e for e in dataset.test}
+    race = RacingPlan.model_validate(plan)
+    return [[by_id[i] for i in race.order[:size]] for size in race.sizes]
+
+
 async def _evaluate_arms(
     dataset: Dataset, context: ArmContext, caller: ModelCaller, store: RunStore, options: RunOptions, *,
-    metric: Metric, concurrency: int, work: _Work, cleanup: AsyncExitStack,
+    metric: Metric, concurrency: int, work: _Work, spend: _Spend, cleanup: AsyncExitStack,
 ) -> None:
+    """Every arm on the test examples, round by round: one round (all of them) unless the run races. A racing run
+    asks `options.race` before each round after the first which arms the recorded results drop, and evaluates the
+    others on the round's examples; an arm is prepared when it first has examples to answer (a dropped arm is never
+    prepared again on resume) and kept until its last round."""
     progress = options.progress
     executor: Executor | None = None
+    rounds = _rounds(store, dataset)
+    if len(rounds) > 1 and options.race is None:
+        raise ValueError("a racing run needs RunOptions.race, the judge of its rounds (tunewise.pipeline passes it)")
+    done = store.latest()
+    started: set[str] = set()
+    live: dict[str, Arm] = {}
 
     def record(result: Result) -> None:
         store.append(result)
+        done[(result.arm, result.example_id)] = result
+        spend.add(result)
         if progress is not None:
             progress.advance(result.arm, result)
 
-    done = store.latest()
-    for params in context.task.arms:
-        arm = build_arm(params, context)
-        todo = [
-            e
-            for e in dataset.test
-            if (arm.name, e.id) not in done or (options.retry_errors and done[(arm.name, e.id)].error)
-        ]
-        if progress:
-            progress.start_arm(arm.name, len(dataset.test), len(dataset.test) - len(todo))
-        if not todo:
-            continue
-        work.begun = True
-        if executor is None:  # started for the first arm with work, before its prepare is paid for
-            executor = await _start_executor(context.task, store, options, cleanup)
-        kept: ArmRecord | None = await arm.prepare()
-        try:
-            if kept is not None:
-                store.update_manifest(prepared={**prepared(store.manifest), arm.name: kept.model_dump(mode="json")})
-            await executor.evaluate_arm(arm, todo, caller=arm.model_caller(caller), metric=metric,
-                                        concurrency=concurrency, on_result=record)
-        finally:
+    async def close(name: str) -> None:
+        arm = live.pop(name, None)
+        if arm is not None:
             await arm.aclose()
+
+    try:
+        for r, examples in enumerate(rounds):
+            dropped = set(options.race(store)) if r and options.race is not None else set()
+            for params in context.task.arms:
+                name = params.label
+                if name in dropped:
+                    await close(name)
+                    continue
+                todo = _todo(name, examples, done, options.retry_errors)
+                if progress and name not in started:
+                    progress.start_arm(name, len(dataset.test), len(dataset.test) - len(_todo(
+                        name, dataset.test, done, options.retry_errors)))
+                started.add(name)
+                if todo:
+                    work.begun = True
+                    spend.check()
+                    if executor is None:  # started for the first arm with work, before its prepare is paid for
+                        executor = await _start_executor(context.task, store, options, cleanup)
+                    arm = live.get(name) or await _prepare(params, context, store, spend, live)
+                    await executor.evaluate_arm(arm, todo, caller=arm.model_caller(caller), metric=metric,
+                                                concurrency=concurrency, on_result=record, stop=spend.reached)
+                    spend.check()
+                if r == len(rounds) - 1:
+                    await close(name)
+    finally:
+        for name in list(live):
+            await close(name)
+
+
+def _todo(arm: str, examples: Sequence[Example], done: dict[tuple[str, str], Result], retry: bool) -> list[Example]:
+    """The examples an arm has no result for (or, with `retry`, an errored one)."""
+    return [e for e in examples if (arm, e.id) not in done or (retry and done[(arm, e.id)].error)]
+
+
+async def _prepare(params: ArmParams, context: ArmContext, store: RunStore, spend: _Spend, live: dict[str, Arm]
+                   ) -> Arm:
+    """The arm built and prepared (held in `live` until closed), its prepare record kept in the manifest."""
+    arm = build_arm(params, context)
+    kept = await arm.prepare()
+    live[arm.name] = arm
+    if kept is not None:
+        store.update_manifest(prepared={**prepared(store.manifest), arm.name: kept.model_dump(mode="json")})
+        spend.prepared(arm.name, kept.fixed_cost)
+        spend.check()
+    return arm
 
 
 async def _start_executor(task: Task, store: RunStore, options: RunOptions, cleanup: AsyncExitStack) -> Executor:
@@ -197,12 +299,18 @@ async def _knowledge(task: Task, db: Database, options: RunOptions) -> TaskIndex
     )
 
 
+def _budget(spend: _Spend) -> dict[str, float] | None:
+    """The manifest's `budget`: the limit of this invocation and what the run had spent at its end."""
+    return None if spend.limit is None else {"usd": spend.limit, "spent": spend.spent}
+
+
 async def aevaluate(task: Task | Inputs | str | Path, options: RunOptions | None = None) -> RunStore:
     """Evaluate every arm of `task` on its test split into a run store (new, or the one resumed).
 
     Input errors surface before the run folder is made (`check_inputs`, unless given its `Inputs`); after that,
-    whatever happens, the manifest says whether the run completed or was interrupted, and everything recorded
-    stays recorded. A resumed run that stops before any work keeps the status it had.
+    whatever happens, the manifest says whether the run completed, was interrupted or reached its budget
+    (`BUDGET_REACHED`: returned, not raised), and everything recorded stays recorded. A resumed run that stops
+    before any work keeps the status it had.
     """
     options = options or RunOptions()
     inputs = task if isinstance(task, Inputs) else check_inputs(task, options)
@@ -219,6 +327,7 @@ async def aevaluate(task: Task | Inputs | str | Path, options: RunOptions | None
         store, stopped = _open_store(inputs, options)
         cleanup.callback(store.close)
         work = _Work()
+        spend = _Spend(store, options.budget)
         try:
             if knowledge is not None:
                 store.update_manifest(knowledge=knowledge.describe())
@@ -242,8 +351,10 @@ async def aevaluate(task: Task | Inputs | str | Path, options: RunOptions | None
                 on_training=options.progress.training if options.progress else None,
             )
             await _evaluate_arms(dataset, context, caller, store, options, metric=metric, concurrency=concurrency,
-                                 work=work, cleanup=cleanup)
-            store.update_manifest(status="complete", updated_at=now())
+                                 work=work, spend=spend, cleanup=cleanup)
+            store.update_manifest(status="complete", updated_at=now(), budget=_budget(spend))
+        except BudgetReached:
+            store.update_manifest(status=BUDGET_REACHED, updated_at=now(), budget=_budget(spend))
         except BaseException:
             if work.begun:
                 store.update_manifest(status="interrupted", updated_at=now())

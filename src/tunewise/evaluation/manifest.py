@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tunewise.spec import ModelSpec, Requirements, Task
+from tunewise.spec import ModelSpec, RacingSpec, Requirements, Task
 from tunewise.version import __version__
 
+BUDGET_REACHED = "budget reached"  # the status of a run stopped by its budget (`tunewise run --budget`)
 ID_SCHEME = 2  # example ids derived from the input only (1: from the input and the target)
 
 
@@ -30,8 +33,9 @@ def fingerprint(task: Task) -> str:
     Where the examples are answered (`executor`) is not part of it: a run resumes on another executor."""
     spec = task.model_dump(mode="json", exclude={"executor"})
     # Blocks and fields added later dump as before while left at their defaults, so runs resume across upgrades.
-    if task.synth is None:
-        del spec["synth"]
+    for block in ("synth", "racing"):
+        if getattr(task, block) is None:
+            del spec[block]
     if spec.get("knowledge"):
         for name, default in _LATER_KNOWLEDGE_DEFAULTS.items():
             if spec["knowledge"].get(name) == default:
@@ -48,8 +52,33 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def build_manifest(task: Task, sizes: dict[str, int]) -> dict[str, Any]:
-    """The manifest of a new run of `task` with splits of `sizes`."""
+class RacingPlan(BaseModel):
+    """The rounds of a racing run, fixed when it starts: round r evaluates every arm still in the race on the first
+    `sizes[r]` test examples of `order` (a seeded permutation, so each round's examples hold the previous round's);
+    the drops are recomputed from the recorded results, at `alpha`."""
+
+    alpha: float
+    shares: list[float]
+    sizes: list[int]
+    order: list[str]
+
+
+def racing_plan(spec: RacingSpec, test_ids: Sequence[str], seed: int) -> RacingPlan:
+    """The rounds `spec` asks for over these test examples: a permutation seeded by the task's seed, and each round's
+    share of them (at least one example, rounds that would repeat a size merged)."""
+    order = list(test_ids)
+    random.Random(f"racing:{seed}").shuffle(order)
+    sizes: list[int] = []
+    for share in spec.rounds:
+        size = max(1, min(len(order), math.ceil(share * len(order) - 1e-9)))
+        if not sizes or size > sizes[-1]:
+            sizes.append(size)
+    shares = [size / len(order) for size in sizes] if order else []
+    return RacingPlan(alpha=spec.alpha, shares=shares, sizes=sizes, order=order)
+
+
+def build_manifest(task: Task, sizes: dict[str, int], racing: RacingPlan | None = None) -> dict[str, Any]:
+    """The manifest of a new run of `task` with splits of `sizes` (and the rounds of its race, when it races)."""
     return {
         "task": task.name,
         "task_path": str(task.path.resolve()) if task.path else None,
@@ -69,6 +98,7 @@ def build_manifest(task: Task, sizes: dict[str, int]) -> dict[str, Any]:
         # The task as written (what was set, not every default): what a server rebuilds the measured task from.
         "spec": task.model_dump(mode="json", exclude_unset=True, exclude={"arms"}),
         "status": "running",
+        **({"racing": racing.model_dump()} if racing is not None else {}),
     }
 
 
@@ -115,6 +145,7 @@ class ManifestShape(_Open):
     knowledge: _Knowledge | None = None
     splits: dict[str, int] | None = None
     settings: _Settings | None = None
+    racing: RacingPlan | None = None
     run_id: str | None = None
     task_fingerprint: str | None = None
     task_path: str | None = None
@@ -145,7 +176,7 @@ def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
 
 def flat_settings(manifest: dict[str, Any], requirements: dict[str, Any]) -> list[tuple[str, str]]:
     """Every setting a run used, as dotted keys: task, model, data, arms, requirements, prepare records, index,
-    versions."""
+    the rounds of its race, versions."""
     arms = {p.get("name") or p.get("arm"): p for p in manifest.get("arms", [])}
     knowledge = {k: v for k, v in (manifest.get("knowledge") or {}).items() if k != "skipped"}
     sections: dict[str, Any] = {
@@ -160,5 +191,6 @@ def flat_settings(manifest: dict[str, Any], requirements: dict[str, Any]) -> lis
         "arms": arms,
         "prepared": prepared(manifest),
         "index": knowledge,
+        "racing": {k: v for k, v in (manifest.get("racing") or {}).items() if k != "order"},
     }
     return [(k, v) for k, v in _flatten("", sections) if v not in ("null", "{}")]

@@ -128,17 +128,19 @@ async def evaluate(
     metric: Metric,
     concurrency: int,
     on_result: Callable[[Result], None],
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Answer and score every example with at most `concurrency` in flight, handing each Result to `on_result`
     as it finishes. A model call that fails for good is that example's error, unless the endpoint refuses every
     call (`ModelCallError.stops_run`): then the evaluation stops with it, the examples in flight unrecorded (a
-    resumed run answers them). Nothing else is caught."""
+    resumed run answers them). Nothing else is caught. Once `stop()` is true no example is started; those in
+    flight finish and are handed on (a budget reached)."""
     queue: asyncio.Queue[Example] = asyncio.Queue()
     for example in examples:
         queue.put_nowait(example)
 
     async def work() -> None:
-        while True:
+        while stop is None or not stop():
             try:
                 example = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -164,6 +166,7 @@ async def evaluate_arm(
     metric: Metric,
     concurrency: int,
     on_result: Callable[[Result], None],
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """The arm's answers to test examples: it is handed each example's query, never its target."""
 
@@ -171,7 +174,7 @@ async def evaluate_arm(
         return await arm.answer(example.query, lm)
 
     await evaluate(arm.name, examples, answer, caller=caller, metric=metric, concurrency=concurrency,
-                   on_result=on_result)
+                   on_result=on_result, stop=stop)
 
 
 class PrepareEvaluator:

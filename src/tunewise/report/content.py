@@ -128,6 +128,37 @@ def comparison_table(summary: Summary) -> Table:
                   "significant"], rows)
 
 
+def racing_section(summary: Summary) -> Section | None:
+    """How the race went: its rounds, each dropped arm with its round, n, score so far with CI and reason, and the
+    tokens and dollars it saved against every arm answering every test example."""
+    race = summary.racing
+    if race is None:
+        return None
+    rounds = ", ".join(f"{r.share:.0%} ({r.n})" for r in race.rounds)
+    rows = [
+        [a.name, str(a.racing.dropped_round), str(a.racing.n), f"{a.racing.score:.3f}",
+         "—" if a.racing.ci[0] is None or a.racing.ci[1] is None else f"{a.racing.ci[0]:.3f}-{a.racing.ci[1]:.3f}",
+         a.racing.rule, a.racing.reason]
+        for a in summary.arms if a.racing is not None
+    ]
+    share = race.tokens_spent / race.tokens_exhaustive_est if race.tokens_exhaustive_est else 1.0
+    blocks: list[Block] = [Text(
+        f"The arms were evaluated in rounds on nested shares of the test split, the same examples for every arm:"
+        f" {rounds}. After each round an arm was dropped once the evidence ruled it out as the recommendation:"
+        f" {race.method}, each test at level {race.level:.2g}, so that the chance of ever dropping an arm for a false"
+        f" reason is at most {race.alpha:g} over all rounds (README, \"Racing\").")]
+    if rows:
+        blocks.append(Table(["arm", "dropped after round", "n", "score so far", "95% CI", "rule", "reason"], rows))
+    else:
+        blocks.append(Text("No arm was dropped: every arm answered every round."))
+    blocks.append(Text(
+        f"Tokens spent: {race.tokens_spent:,} of an estimated {race.tokens_exhaustive_est:,.0f} for every arm on every"
+        f" test example ({share:.0%}); saved about {race.tokens_saved_est:,.0f} tokens and"
+        f" {money(race.dollars_saved_est)}, estimated from each dropped arm's tokens and cost per query so far times"
+        " the examples it skipped.", caption=True))
+    return Section("racing", "Racing", blocks)
+
+
 def _share(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -306,6 +337,9 @@ def _sections(summary: Summary, manifest: dict[str, Any], results: Iterable[Resu
         Figure("chart-score-cost", "Score against cost"),
         Figure("chart-latency", "Latency"),
     ])]
+    racing = racing_section(summary)
+    if racing is not None:
+        out.append(racing)
     comparisons = comparison_table(summary)
     if comparisons.rows:
         out.append(Section("comparisons", "Which differences are real", [comparisons, Text(

@@ -5,6 +5,7 @@
     ModelSpec       which model answers, how to reach it, and what it costs (EndpointSpec, EmbedderSpec)
     KnowledgeSpec   the documents retrieval arms search, and where their chunks are stored
     ExecutorSpec    where test examples are answered (this process, or a Ray cluster)
+    RacingSpec      rounds on growing shares of the test split, arms dropped once ruled out
     MetricSpec      how an answer is scored
     ArmParams       what every arm's parameters have (each arm adds its own)
     Requirements    what the chosen arm must meet
@@ -18,11 +19,14 @@ from tunewise.spec.endpoints import PACKAGED_EMBEDDER, EmbedderSpec, EndpointSpe
 from tunewise.spec.finetune import LoraSettings, ProviderSettings
 from tunewise.spec.metric import BUILTIN, MetricSpec, python_ref
 from tunewise.spec.synth import SynthSpec, ValidatorSpec
-from tunewise.spec.task import DataSpec, ExecutorSpec, KnowledgeSpec, Requirements, SplitSpec, Task, compile_template
+from tunewise.spec.task import (
+    DataSpec, ExecutorSpec, KnowledgeSpec, RacingSpec, Requirements, SplitSpec, Task, compile_template,
+)
 from tunewise.spec.verify import VerifySpec
 
 __all__ = [
     "BUILTIN", "PACKAGED_EMBEDDER", "ArmParams", "CheckSpec", "DataSpec", "EmbedderSpec", "EndpointSpec",
-    "ExecutorSpec", "KnowledgeSpec", "LoraSettings", "MetricSpec", "ModelSpec", "ProviderSettings", "Requirements",
+    "ExecutorSpec", "KnowledgeSpec", "LoraSettings", "MetricSpec", "ModelSpec", "ProviderSettings", "RacingSpec",
+    "Requirements",
     "SplitSpec", "SynthSpec", "Task", "ValidatorSpec", "VerifySpec", "arm_entries", "compile_template", "python_ref",
 ]

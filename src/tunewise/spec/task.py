@@ -151,6 +151,24 @@ class ExecutorSpec(_Strict):
     workers: int | None = Field(None, ge=1, description="ray: workers per arm (default: the cluster's CPUs)")
 
 
+class RacingSpec(_Strict):
+    """Racing: arms evaluated in rounds on growing, nested shares of the test split (the same examples for every arm),
+    an arm dropped after a round once an anytime-valid test at level `alpha` rules it out as the recommendation."""
+
+    rounds: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
+        description="shares of the test split each round reaches, increasing; the last is 1 (added when left out)",
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="the chance of ever dropping an arm the evidence does not rule out")
+
+    @field_validator("rounds")
+    @classmethod
+    def _growing_shares(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < s <= 1 for s in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("rounds must be increasing shares of the test split, each in (0, 1]")
+        return v if v[-1] == 1 else [*v, 1.0]
+
+
 class Task(_Strict):
     """A task: examples, a metric, a model, the arms to try and the requirements to meet."""
 
@@ -165,6 +183,7 @@ class Task(_Strict):
     requirements: Requirements = Requirements()
     synth: SynthSpec | None = None
     executor: ExecutorSpec = ExecutorSpec()
+    racing: RacingSpec | None = None
     seed: int = 0
 
     _path: Path | None = PrivateAttr(None)
@@ -180,6 +199,14 @@ class Task(_Strict):
     @classmethod
     def _executor_shorthand(cls, v: Any) -> Any:
         return {"kind": v} if isinstance(v, str) else v
+
+    @field_validator("racing", mode="before")
+    @classmethod
+    def _racing_shorthand(cls, v: Any) -> Any:
+        """`racing: true` is racing with its defaults; `racing: false`, none."""
+        if isinstance(v, bool):
+            return {} if v else None
+        return v
 
     @field_validator("arms", mode="before")
     @classmethod

@@ -28,14 +28,16 @@ NEEDS_RAY = "the ray executor needs Ray: pip install 'tunewise[ray]'"
 
 
 class Executor(Protocol):
-    """Answers an arm's test examples and hands each scored Result to `on_result` as it finishes."""
+    """Answers an arm's test examples and hands each scored Result to `on_result` as it finishes; once `stop()` is
+    true it starts no more of them (those in flight are answered and handed on)."""
 
     def describe(self) -> dict[str, Any]:
         """What answered, for the manifest."""
         ...
 
     async def evaluate_arm(self, arm: Arm, examples: Sequence[Example], *, caller: ModelCaller, metric: Metric,
-                           concurrency: int, on_result: Callable[[Result], None]) -> None: ...
+                           concurrency: int, on_result: Callable[[Result], None],
+                           stop: Callable[[], bool] | None = None) -> None: ...
 
     async def aclose(self) -> None: ...
 

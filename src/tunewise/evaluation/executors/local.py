@@ -20,8 +20,10 @@ class LocalExecutor:
         return {"executor": "local", "at": now()}
 
     async def evaluate_arm(self, arm: Arm, examples: Sequence[Example], *, caller: ModelCaller, metric: Metric,
-                           concurrency: int, on_result: Callable[[Result], None]) -> None:
-        await evaluate_arm(arm, examples, caller=caller, metric=metric, concurrency=concurrency, on_result=on_result)
+                           concurrency: int, on_result: Callable[[Result], None],
+                           stop: Callable[[], bool] | None = None) -> None:
+        await evaluate_arm(arm, examples, caller=caller, metric=metric, concurrency=concurrency, on_result=on_result,
+                           stop=stop)
 
     async def aclose(self) -> None:
         pass

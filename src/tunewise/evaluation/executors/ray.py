@@ -91,8 +91,10 @@ class RayExecutor:
         return {"executor": "ray", "address": self.address, "workers": len(self.actors), "at": now()}
 
     async def evaluate_arm(self, arm: Arm, examples: Sequence[Example], *, caller: ModelCaller, metric: Metric,
-                           concurrency: int, on_result: Callable[[Result], None]) -> None:
-        """Send each worker up to `concurrency` queries at a time; record each answer as it comes back."""
+                           concurrency: int, on_result: Callable[[Result], None],
+                           stop: Callable[[], bool] | None = None) -> None:
+        """Send each worker up to `concurrency` queries at a time; record each answer as it comes back; once `stop()`
+        is true send no more, and record those in flight."""
         ray = self._ray
         write_back = WriteBack(caller.cache, caller.log)
         todo = deque(examples)
@@ -100,6 +102,10 @@ class RayExecutor:
         load = [0] * len(self.actors)
         try:
             while todo or running:
+                if stop is not None and stop():
+                    todo.clear()
+                    if not running:
+                        break
                 for i, actor in enumerate(self.actors):
                     while todo and load[i] < concurrency:
                         example = todo.popleft()
