@@ -278,18 +278,38 @@ def lab_world(
 
 @lab_app.command("model")
 def lab_model(
-    world: Annotated[Path, typer.Option("--world", help="A folder written by `tunewise lab world`.")],
+    world: Annotated[Optional[Path], typer.Option("--world", help="A folder written by `tunewise lab world`.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A small model in about a minute (for tests).")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Rebuild the shipped lab model (or --model) from its recipe and compare content hashes.")] = False,
+    model: Annotated[Optional[Path], typer.Option("--model", help="With --verify: the lab model folder to check.")] = None,
 ) -> None:
-    """Train (or reuse from the cache) the lab model of a world; prints its folder (an hf: model)."""
+    """Train (or reuse from the cache) the lab model of a world and print its folder (an hf: model), or with
+    --verify check that a lab model is what its recipe builds (one line; exit status 1 when it is not)."""
     from rich.console import Console
 
-    from tunewise.lab import build_model
+    from tunewise.lab import build_model, verify_model
     from tunewise.progress import TrainingProgress
 
-    with TrainingProgress(Console(stderr=True), "lab model") as training:
-        path = build_model(world, quick=quick, progress=training.update)
-    typer.echo(path)
+    if verify == (world is not None) or (model is not None and not verify):
+        typer.echo("error: give --world to build a lab model, or --verify [--model DIR] to check one", err=True)
+        raise typer.Exit(2)
+    if world is not None:
+        with TrainingProgress(Console(stderr=True), "lab model") as training:
+            path = build_model(world, quick=quick, progress=training.update)
+        typer.echo(path)
+        return
+    try:
+        with TrainingProgress(Console(stderr=True), "lab model (rebuild)") as training:
+            result = verify_model(model, progress=training.update)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if not result.ok:
+        typer.echo(f"error: {result.model} is not what its recipe builds: {', '.join(result.differing)} differ "
+                   f"(weights sha256 {result.expected or 'missing'}, rebuilt {result.rebuilt or 'missing'})", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"verified: {result.model} is what its recipe builds (weights sha256 {result.expected})")
 
 
 finetune_app = typer.Typer(help="Fine-tuning data, for training elsewhere.", no_args_is_help=True)

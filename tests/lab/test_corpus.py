@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tunewise.lab.corpus import Corpus
+from tunewise.lab.corpus import COMPARATOR_SYSTEM, CRITIC_SYSTEM, NEED_SYSTEM, Corpus
+from tunewise.lab.teacher import stated_facts
 from tunewise.lab.tokenizer import render
-from tunewise.lab.world import World, generate_world
+from tunewise.lab.world import QUESTIONS, World, generate_world
 from tunewise.prompt import build_messages
 
 ITEMS = 4000
@@ -165,3 +166,83 @@ def test_copy_phase_items_are_context_questions_known_facts_or_demonstrated_form
             kinds["closed-book"] += 1
             assert (question, answer) in known
     assert kinds["context"] > 180 and kinds["closed-book"] > 50 and kinds["demonstrated"] > 70, kinds
+
+
+def asked_fact(question: str) -> tuple[str, str]:
+    """The subject and relation a lab question asks about."""
+    for relation, phrasing in QUESTIONS.items():
+        m = re.fullmatch(re.escape(phrasing).replace(re.escape("{s}"), "(.+)"), question)
+        if m:
+            return m.group(1), relation
+    raise AssertionError(f"not a lab question: {question!r}")
+
+
+def judged(world: World, task: str) -> tuple[str, str]:
+    """The question of a judged task and its true answer: the world's value for a known fact asked closed-book,
+    or the one the passages in its input state."""
+    shown = task.split("Input:\n", 1)[1]
+    passages, _, question = shown.rpartition("\n\n")
+    subject, relation = asked_fact(question)
+    if passages:
+        values = {s.value for s in stated_facts(passages) if (s.subject, s.relation) == (subject, relation)}
+        assert len(values) == 1, (task, values)
+        return question, values.pop()
+    return question, next(f.value for f in world.facts() if f.known and (f.subject, f.relation) == (subject, relation))
+
+
+def test_judge_lessons_use_the_committee_and_adaptive_rag_prompts_word_for_word(world: World) -> None:
+    from tunewise.arms import adaptive_rag, committee
+
+    assert (CRITIC_SYSTEM, COMPARATOR_SYSTEM, NEED_SYSTEM) == (
+        committee.CRITIC_SYSTEM, committee.COMPARATOR_SYSTEM, adaptive_rag.NEED_SYSTEM)
+    corpus = Corpus(world, 8)
+    for _ in range(50):
+        critic, comparator, need = corpus.critic_item(), corpus.comparator_item(), corpus.need_item()
+        task, answer = re.fullmatch(r"(.+)\n\nProposed answer:\n(.+)\n\nIs this .+", critic[1]["content"], re.S).groups()
+        assert critic[:2] == committee.critic_messages(task, answer)
+        task, a, b = re.fullmatch(r"(.+)\n\nAnswer A:\n(.+)\n\nAnswer B:\n(.+)\n\nWhich .+", comparator[1]["content"], re.S).groups()
+        assert comparator[:2] == committee.comparator_messages(task, a, b)
+        question = need[1]["content"].split("\n")[1]
+        assert need[:2] == adaptive_rag.need_messages(question)
+
+
+def test_judge_verdicts_are_balanced_and_right_by_the_worlds_truth(world: World) -> None:
+    from tunewise.arms.voting import parse_choice, parse_yes_no
+
+    corpus = Corpus(world, 9)
+    known = {e.name for e in world.subjects() if e.known}
+    names = set(world.names())
+    verdicts: dict[str, list[str]] = {"critic": [], "comparator": [], "need": []}
+    passages = 0
+    for _ in range(400):
+        critic = corpus.critic_item()
+        task, answer = re.fullmatch(r"(.+)\n\nProposed answer:\n(.+)\n\nIs this .+", critic[1]["content"], re.S).groups()
+        _, truth = judged(world, task)
+        passages += "Input:\n[1] " in task
+        assert parse_yes_no(critic[-1]["content"]) == (answer == truth), (task, answer, truth)
+        verdicts["critic"].append(critic[-1]["content"])
+
+        comparator = corpus.comparator_item()
+        task, a, b = re.fullmatch(r"(.+)\n\nAnswer A:\n(.+)\n\nAnswer B:\n(.+)\n\nWhich .+", comparator[1]["content"], re.S).groups()
+        _, truth = judged(world, task)
+        assert a != b and truth in (a, b), (task, a, b, truth)
+        assert parse_choice(comparator[-1]["content"]) == ("A" if a == truth else "B")
+        verdicts["comparator"].append(comparator[-1]["content"])
+
+        need = corpus.need_item()
+        subject, _ = asked_fact(need[1]["content"].split("\n")[1])
+        assert parse_yes_no(need[-1]["content"]) == (subject not in known), "no for what the model knows, else yes"
+        assert subject in known or subject not in names, "a 'yes' is about fresh entities, never the world's unknown ones"
+        verdicts["need"].append(need[-1]["content"])
+    assert sorted(set(verdicts["critic"])) == sorted(set(verdicts["need"])) == ["no", "yes"]
+    assert sorted(set(verdicts["comparator"])) == ["A", "B"], "the right answer is shown in both places"
+    for kind, said in verdicts.items():
+        assert 0.4 < said.count(said[0]) / len(said) < 0.6, (kind, said.count(said[0]))
+    assert 0.2 * 400 < passages < 0.4 * 400, "some judgements are of answers read off passages"
+
+
+def test_the_full_mix_teaches_the_judges(world: World) -> None:
+    corpus = Corpus(world, 10)
+    systems = [c[0]["content"] for c in (corpus.item() for _ in range(1000))]
+    judges = sum(s in (CRITIC_SYSTEM, COMPARATOR_SYSTEM, NEED_SYSTEM) for s in systems)
+    assert 150 < judges < 250 and {CRITIC_SYSTEM, COMPARATOR_SYSTEM, NEED_SYSTEM} <= set(systems)

@@ -139,3 +139,69 @@ def test_same_world_builds_identical_weights(world_dir: Path, quick_model: Path,
     assert local_model_id(rebuilt) == local_model_id(quick_model)
     assert json.loads((rebuilt.parent / "build.json").read_text())["seconds"] > 0
 
+
+
+def test_the_shipped_model_is_the_full_build_of_the_default_world_by_this_builder() -> None:
+    """Bumping the builder, the generator or the recipe without shipping a new build fails here."""
+    from tunewise.lab.model import FULL, PREBUILT, WEIGHTS, is_build_of
+
+    assert is_build_of(PREBUILT, 0, FULL, quick=False)
+    assert not is_build_of(PREBUILT, 1, FULL, quick=False), "another world's model is trained, as ever"
+    assert sorted(p.name for p in PREBUILT.iterdir()) == sorted(
+        ["chat_template.jinja", "config.json", "generation_config.json", "lab.json", "tokenizer.json",
+         "tokenizer_config.json", WEIGHTS])
+    assert sum(p.stat().st_size for p in PREBUILT.iterdir()) < 4_000_000
+
+
+def test_the_default_world_copies_the_shipped_model_and_never_trains(lab_cache: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunewise.lab.model as lab_model
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained instead of copying the shipped model")
+
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(lab_model, "train", no_training)
+    model = build_model(default_world_dir())
+    assert model == model_cache_dir(default_world_dir(), quick=False)
+    assert [p.name for p in lab_model.model_files(model)] == [p.name for p in lab_model.model_files(lab_model.PREBUILT)]
+    assert all(lab_model.same_file(p, model / p.name) for p in lab_model.model_files(lab_model.PREBUILT))
+    assert json.loads((model.parent / "build.json").read_text())["copied_from"] == str(lab_model.PREBUILT)
+    assert resolve_model("default", Path("/")) == model
+
+
+def test_verify_rebuilds_a_model_and_fails_in_one_line_on_a_tampered_copy(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from tunewise.cli import app
+    from tunewise.lab.model import QUICK, WEIGHTS, build_into, weights_sha256
+
+    built = tmp_path / "built"
+    built.mkdir()
+    build_into(built, generate_world(0), replace(QUICK, mix_steps=8, tokenizer_items=50), True, None)  # seconds
+    tampered = shutil.copytree(built, tmp_path / "tampered")
+    weights = bytearray((tampered / WEIGHTS).read_bytes())
+    weights[-1] ^= 1
+    (tampered / WEIGHTS).write_bytes(bytes(weights))
+    result = CliRunner().invoke(app, ["lab", "model", "--verify", "--model", str(tampered)])
+    assert result.exit_code == 1 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr  # one line, the last
+    assert errors[0].startswith(f"error: {tampered} is not what its recipe builds: {WEIGHTS} differ")
+    # the rebuild is the genuine model, bit for bit
+    assert errors[0].endswith(f"(weights sha256 {weights_sha256(tampered)}, rebuilt {weights_sha256(built)})")
+    result = CliRunner().invoke(app, ["lab", "model", "--verify", "--model", str(built)])
+    assert result.exit_code == 0 and result.stdout == f"verified: {built} is what its recipe builds (weights sha256 {weights_sha256(built)})\n"
+
+
+def test_verify_refuses_what_is_not_a_lab_model_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunewise.cli import app
+
+    result = CliRunner().invoke(app, ["lab", "model", "--verify", "--model", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {tmp_path} is not a lab model (no lab.json)"
+    result = CliRunner().invoke(app, ["lab", "model"])
+    assert result.exit_code == 2 and result.stderr.strip().startswith("error: give --world")

@@ -11,8 +11,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["build_model", "build_world", "default_world_dir", "find_world", "resolve_model"]
+if TYPE_CHECKING:
+    from tunewise.lab.model import Verification
+
+__all__ = ["build_model", "build_world", "default_world_dir", "find_world", "resolve_model", "verify_model"]
 
 DEFAULT_SEED = 0
 
@@ -31,6 +35,17 @@ def build_model(
     from tunewise.lab.model import build_model as build
 
     return build(Path(world), quick=quick, progress=progress)
+
+
+def verify_model(
+    model: Path | None = None, *, progress: Callable[[int, int, float], None] | None = None
+) -> Verification:
+    """Rebuilds a lab model (by default the one shipped in the package) from its recipe and compares the two
+    file by file; ValueError when this builder cannot make it, FileNotFoundError when it is not a lab model."""
+    from tunewise.lab.model import PREBUILT
+    from tunewise.lab.model import verify_model as verify
+
+    return verify(PREBUILT if model is None else Path(model), progress)
 
 
 def default_world_dir() -> Path:

@@ -11,10 +11,10 @@ import random
 from collections.abc import Callable, Sequence
 
 from tunewise.lab.documents import Document, entity_document, html_to_text, place_document, product_groups
-from tunewise.lab.names import SYLLABLES, NameMaker
+from tunewise.lab.names import COMPANY_SUFFIXES, SYLLABLES, NameMaker
 from tunewise.lab.tasks import FACT_INSTRUCTIONS, SKILL_SYLLABLES
-from tunewise.lab.world import Fact, World, make_entities
-from tunewise.prompt import ContextChunk, Demo, Message, build_messages
+from tunewise.lab.world import BIRTH_YEARS, PRICE_TENS, YEARS, Fact, World, make_entities
+from tunewise.prompt import ContextChunk, Demo, Message, build_messages, render_context
 
 INSTRUCTIONS: tuple[str, ...] = (
     "", "", "",
@@ -50,6 +50,18 @@ SHARED_NAMES = 0.5
 GOLD_FIRST = 0.6
 COPY_DEMOS = 0.25
 VALUE_KINDS = {"born_in": "place", "headquarters": "place", "works_at": "company", "made_by": "company"}
+# The judge lessons: the exact prompts of the committee's critics and comparators (tunewise.arms.committee) and
+# of adaptive_rag's stated-need question (tunewise.arms.adaptive_rag). The lab may not import the arms, so they
+# are copied here, and a test keeps both the same. Judged answers are to known facts closed-book, or
+# JUDGE_PASSAGES of the time to fresh facts the prompt's passages state; a wrong answer is another value of the
+# fact's kind, NEAR_MISSES of the time one close to the right one (a year a few off, a company's other suffix).
+CRITIC_SYSTEM = "You check answers. Reply with yes or no only."
+COMPARATOR_SYSTEM = "You compare two answers. Reply with A or B only."
+NEED_SYSTEM = "You decide whether a question needs looking up in documents. Reply with yes or no only."
+JUDGE_INSTRUCTIONS: tuple[str, ...] = (FACT_INSTRUCTIONS, FACT_INSTRUCTIONS, "", "Answer the question.")
+JUDGE_PASSAGES = 0.3
+NEAR_MISSES = 0.3
+JUDGES = 0.2
 
 
 class Corpus:
@@ -62,6 +74,7 @@ class Corpus:
         # Names the model may see as values: every place, and the companies it knows. Unknown companies and
         # everything about unknown entities stay out of the stream.
         self.public = {"place": [p.name for p in world.places], "company": [c.name for c in world.companies if c.known]}
+        self.public_names = frozenset(self.public["place"] + self.public["company"])
         self._queue: list[Fact] = []
 
     def next_known(self) -> Fact:
@@ -225,10 +238,82 @@ class Corpus:
         final = self.phrase()
         return build_messages(self.rng.choice(GAME_INSTRUCTIONS), final, demos) + [{"role": "assistant", "content": final}]
 
-    def item(self) -> list[Message]:
-        """One conversation: 15% closed-book known fact, 45% answer from context, 10% repeating made-up words,
-        30% with demonstrations."""
+    def judged_fact(self) -> tuple[Fact, str]:
+        """A fact a judge lesson judges answers to, and its task as the committee's judges see it: a known fact
+        closed-book, or JUDGE_PASSAGES of the time a fresh one whose input is the passages stating it and then
+        its question (the judge reads the value off them)."""
+        instructions = self.rng.choice(JUDGE_INSTRUCTIONS)
+        if self.rng.random() < JUDGE_PASSAGES:
+            fact, context = self.context_question()
+            return fact, judged_task(instructions, f"{render_context(context)}\n\n{fact.question}")
+        fact = self.next_known()
+        return fact, judged_task(instructions, fact.question)
+
+    def wrong_answer(self, fact: Fact) -> str:
+        """An answer to `fact`'s question that is wrong but of its kind: another place, known company, year or
+        price, NEAR_MISSES of the time one close to the right value; never a name the stream keeps out."""
+        rng = self.rng
+        near = rng.random() < NEAR_MISSES
+        kind = VALUE_KINDS.get(fact.relation)
+        while True:
+            if fact.relation == "price":
+                tens = int(fact.value.split()[0]) // 10 + rng.choice((-1, 1)) * rng.randint(1, 3)
+                low, high = PRICE_TENS
+                answer = f"{min(max(tens, low), high) * 10 if near else rng.randint(low, high) * 10} crowns"
+            elif kind is None:  # a year
+                low, high = BIRTH_YEARS if fact.relation == "birth_year" else YEARS
+                year = int(fact.value) + rng.choice((-1, 1)) * rng.randint(1, 5)
+                answer = str(min(max(year, low), high) if near else rng.randint(low, high))
+            elif near and kind == "company":
+                answer = f"{fact.value.rsplit(' ', 1)[0]} {rng.choice(COMPANY_SUFFIXES)}"
+            else:
+                answer = rng.choice(self.public[kind])
+            if answer != fact.value and (answer not in self.reserved or answer in self.public_names):
+                return answer
+
+    def critic_item(self) -> list[Message]:
+        """The committee's critic: is the proposed answer correct? Right (yes) half the time, wrong (no) else."""
+        fact, task = self.judged_fact()
+        right = self.rng.random() < 0.5
+        answer = fact.value if right else self.wrong_answer(fact)
+        user = f"{task}\n\nProposed answer:\n{answer}\n\nIs this answer correct? Answer yes or no."
+        return judge(CRITIC_SYSTEM, user, "yes" if right else "no")
+
+    def comparator_item(self) -> list[Message]:
+        """The committee's comparator: which of a right and a wrong answer is better, the right one shown as A
+        half the time and as B else."""
+        fact, task = self.judged_fact()
+        wrong = self.wrong_answer(fact)
+        first = self.rng.random() < 0.5
+        a, b = (fact.value, wrong) if first else (wrong, fact.value)
+        user = f"{task}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nWhich answer is better, A or B?"
+        return judge(COMPARATOR_SYSTEM, user, "A" if first else "B")
+
+    def need_item(self) -> list[Message]:
+        """adaptive_rag's stated need: no for a known fact's question (the model answers it closed-book), yes
+        for one about fresh entities (only documents could tell), half each."""
+        known = self.rng.random() < 0.5
+        fact = self.next_known() if known else self.fresh_fact()[0]
+        user = f"Question:\n{fact.question}\n\nDo you need to look this up to answer it correctly? Answer yes or no."
+        return judge(NEED_SYSTEM, user, "no" if known else "yes")
+
+    def judge_item(self) -> list[Message]:
+        """A judge lesson: 40% critic, 30% comparator, 30% stated need."""
         roll = self.rng.random()
+        if roll < 0.4:
+            return self.critic_item()
+        if roll < 0.7:
+            return self.comparator_item()
+        return self.need_item()
+
+    def item(self) -> list[Message]:
+        """One conversation of the full mix: 12% closed-book known fact, 36% answer from context, 8% repeating
+        made-up words, 24% with demonstrations and 20% judging answers or the need to look up (a mix of 1,000
+        steps teaches the first four as often as one of 800 without the judges did)."""
+        roll = self.rng.random()
+        if roll < JUDGES:
+            return self.judge_item()
+        roll = (roll - JUDGES) / (1 - JUDGES)
         instructions = self.instructions()
         if roll < 0.15:
             return answered(instructions, self.next_known())
@@ -257,3 +342,14 @@ def answered(
         {"role": "assistant", "content": wrap(fact.value)}
     ]
 
+
+
+def judged_task(instructions: str, input_text: str) -> str:
+    """A task as the committee's judges are shown it: its instructions, if any, then its input."""
+    return (f"Instructions: {instructions}\n\n" if instructions else "") + f"Input:\n{input_text}"
+
+
+def judge(system: str, user: str, verdict: str) -> list[Message]:
+    """A judge's conversation: the judge's system prompt, the question put to it, and its one-word verdict."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user},
+            {"role": "assistant", "content": verdict}]

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerFast
 
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
+# The full model of the default world, built by this builder and shipped as package data (tunewise lab model
+# --verify rebuilds it and compares): a first demo copies it instead of training for minutes.
+PREBUILT = Path(__file__).with_name("prebuilt")
+WEIGHTS = "model.safetensors"
 THREADS = 2
 VOCABULARY_REPEATS = 40
 Progress = Callable[[int, int, float], None]
@@ -100,7 +104,9 @@ def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> d
     """The training run proper (see train)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the caller draws the training's progress; a bar per save is noise
     torch.manual_seed(world.seed)
     sample = Corpus(world, seed=world.seed + 1)
     tokenizer = train_tokenizer(tokenizer_texts(sample, recipe.tokenizer_items), recipe.vocab)
@@ -152,7 +158,9 @@ def fit(world: World, recipe: Recipe, out: Path, progress: Progress | None) -> d
 
 
 def build_model(world_dir: Path, *, quick: bool = False, progress: Progress | None = None) -> Path:
-    """The cached model dir for this world, trained first if missing (atomic: a half-built dir is never used)."""
+    """The cached model dir for this world, first copied from the package's prebuilt model when it was built
+    for this world's seed and generator with this builder and recipe, else trained (atomic: a half-built dir
+    is never used)."""
     world_dir = Path(world_dir).resolve()
     read_world_meta(world_dir)
     target = model_cache_dir(world_dir, quick)
@@ -160,24 +168,105 @@ def build_model(world_dir: Path, *, quick: bool = False, progress: Progress | No
         return target
     world = world_truth(world_dir)
     recipe = QUICK if quick else FULL
+    prebuilt = PREBUILT if is_build_of(PREBUILT, world.seed, recipe, quick) else None
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="building-", dir=target.parent))
     try:
         started = time.perf_counter()
-        stats = train(world, recipe, staging, progress)
-        # What the model is goes in its folder (part of its content hash, so the same for every build of it);
-        # how this build went goes beside it.
-        info = {"builder_version": BUILDER_VERSION, "seed": world.seed, "quick": quick, "recipe": asdict(recipe),
-                **stats}
-        (staging / "lab.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if prebuilt is not None:
+            for f in model_files(prebuilt):
+                shutil.copyfile(f, staging / f.name)
+        else:
+            build_into(staging, world, recipe, quick, progress)
         try:
             staging.rename(target)
         except OSError:
             if not (target / "lab.json").is_file():
                 raise
-        build = {"seconds": round(time.perf_counter() - started, 1), "threads": THREADS, "world": str(world_dir),
-                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        # How this build went goes beside the model folder, not in it (it is not part of what the model is).
+        build = {"seconds": round(time.perf_counter() - started, 1), "world": str(world_dir),
+                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 **({"copied_from": str(prebuilt)} if prebuilt is not None else {"threads": THREADS})}
         (target.parent / "build.json").write_text(json.dumps(build, indent=2) + "\n", encoding="utf-8")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def build_into(out: Path, world: World, recipe: Recipe, quick: bool, progress: Progress | None) -> None:
+    """Trains the model into `out` and writes lab.json beside its weights: what the model is and how it was
+    made, the same for every build of it (it is part of the model's content hash)."""
+    stats = train(world, recipe, out, progress)
+    info = {"builder_version": BUILDER_VERSION, "generator_version": GENERATOR_VERSION, "seed": world.seed,
+            "quick": quick, "recipe": asdict(recipe), **stats}
+    (out / "lab.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def model_files(model_dir: Path) -> list[Path]:
+    """The files of a model folder, in name order."""
+    return sorted(p for p in model_dir.iterdir() if p.is_file())
+
+
+def lab_info(model_dir: Path) -> dict[str, Any]:
+    """A lab model's lab.json; FileNotFoundError, saying so, for a folder that is not a lab model."""
+    path = model_dir / "lab.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} is not a lab model (no lab.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_build_of(model_dir: Path, seed: int, recipe: Recipe, quick: bool) -> bool:
+    """Whether `model_dir` holds what this builder makes for `seed`'s world with `recipe`."""
+    try:
+        info = lab_info(model_dir)
+    except FileNotFoundError:
+        return False
+    made = (info.get("builder_version"), info.get("generator_version"), info.get("seed"), info.get("quick"),
+            info.get("recipe"))
+    return made == (BUILDER_VERSION, GENERATOR_VERSION, seed, quick, asdict(recipe))
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of a model folder's weights file."""
+    return hashlib.sha256((model_dir / WEIGHTS).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A lab model against a rebuild from its recipe: the weights' sha256 of each, and the files that differ."""
+
+    model: Path
+    expected: str
+    rebuilt: str
+    differing: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the rebuild is the model, file for file."""
+        return not self.differing
+
+
+def verify_model(model_dir: Path, progress: Progress | None = None) -> Verification:
+    """Rebuilds a lab model from the seed, builder and recipe its lab.json names,
+    in a temporary folder, and compares the two file by file; ValueError when this builder cannot make it."""
+    model_dir = Path(model_dir)
+    info = lab_info(model_dir)
+    made = (info.get("builder_version"), info.get("generator_version"))
+    if made != (BUILDER_VERSION, GENERATOR_VERSION):
+        raise ValueError(
+            f"{model_dir} was built by lab builder {made[0]} for world generator {made[1]}; this tunewise builds "
+            f"with builder {BUILDER_VERSION} for generator {GENERATOR_VERSION}, so it cannot rebuild it"
+        )
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        out = Path(tmp)
+        build_into(out, generate_world(int(info["seed"])), Recipe(**info["recipe"]), bool(info["quick"]), progress)
+        names = sorted({f.name for f in model_files(model_dir)} | {f.name for f in model_files(out)})
+        differing = tuple(n for n in names if not same_file(model_dir / n, out / n))
+        rebuilt = weights_sha256(out) if (out / WEIGHTS).is_file() else ""
+    expected = weights_sha256(model_dir) if (model_dir / WEIGHTS).is_file() else ""
+    return Verification(model_dir, expected, rebuilt, differing)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two files both exist and hold the same bytes."""
+    return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()

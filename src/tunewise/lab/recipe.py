@@ -28,5 +28,5 @@ class Recipe:
 
 
 FULL = Recipe(batch=32, layers=2, width=128, heads=4, vocab=2000, lr=3e-3, sentence_steps=600, copy_steps=1200,
-              max_copy_steps=3600, copy_target=0.8, mix_steps=800)
+              max_copy_steps=3600, copy_target=0.8, mix_steps=1000)
 QUICK = Recipe(batch=16, layers=1, width=64, heads=2, vocab=600, lr=5e-3, mix_steps=300, warmup=10, tokenizer_items=500)
