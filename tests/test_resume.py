@@ -42,6 +42,17 @@ def cli(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
+def kill_run_after(task: Path, runs: Path, server, calls: int) -> None:
+    """`tunewise run task` in a subprocess, SIGKILLed once the server has completed `calls` calls (or after 60 s)."""
+    proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(server.log.completed()) < calls and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.parametrize("kill_after", [5, 37])
 def test_sigkill_midway_then_resume_equals_clean_run(tmp_path, server, kill_after):
     server._server.delay_s = 0.01
@@ -50,12 +61,7 @@ def test_sigkill_midway_then_resume_equals_clean_run(tmp_path, server, kill_afte
     server.log.entries.clear()
 
     runs = tmp_path / "runs"
-    proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while len(server.log.completed()) < kill_after and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_run_after(task, runs, server, kill_after)
     assert len(server.log.completed()) < 64, "the run finished before it could be killed"
 
     (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]

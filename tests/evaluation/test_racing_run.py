@@ -5,14 +5,11 @@ and a budget stops a run that a larger one finishes."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 from capitals import write_capitals_task
-from test_resume import cli, final_outputs, recorded_requests
+from test_resume import cli, final_outputs, kill_run_after, recorded_requests
 
 import tunewise
 from tunewise.evaluation.experiment import RunOptions
@@ -66,13 +63,7 @@ def test_a_killed_racing_run_resumes_to_the_same_result(tmp_path, server, kill_a
     server.log.entries.clear()
 
     runs = tmp_path / "runs"
-    proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(server.log.completed()) < kill_after and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_run_after(task, runs, server, kill_after)
     assert len(server.log.completed()) < 48, "the run finished before it could be killed"
     (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
     recorded = recorded_requests(runs / "tunewise.db")

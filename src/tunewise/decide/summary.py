@@ -18,8 +18,7 @@ from tunewise.arms.base import Arm, ArmExtras, ArmRecord, Result
 from tunewise.arms.registry import arm_class
 from tunewise.decide.break_even import break_even
 from tunewise.decide.comparisons import answered_scores, compare_arms, stale_indicators
-from tunewise.decide.costs import monthly_cost, pareto_front
-from tunewise.decide.costs import money
+from tunewise.decide.costs import money, monthly_cost, pareto_front
 from tunewise.decide.racing import METHOD, ArmLook, race, drop_tests
 from tunewise.decide.recommend import recommend
 from tunewise.decide.schema import ArmRacing, ArmSummary, Budget, RacingRound, RacingSummary, Summary

@@ -444,7 +444,8 @@ class KnowledgeIndex:
             vectors = vectors if in_order else vectors[order]
         del rows
         _give_back_freed_memory()
-        self._bm25.sync(ids, columns["hash"].to_pylist(), lambda at: columns["text"].take(np.asarray(at, np.int64)).to_pylist())
+        texts = columns["text"]
+        self._bm25.sync(ids, columns["hash"].to_pylist(), lambda at: texts.take(np.asarray(at, np.int64)).to_pylist())
         blas = None
         if vectors is not None and len(vectors) < ONE_THREAD_ROWS:
             from threadpoolctl import ThreadpoolController
