@@ -25,7 +25,7 @@ class ArmRacing(BaseModel):
     n: int = Field(description="the test examples it had answered then")
     score: float = Field(description="its score on them (errors count as 0)")
     ci: list[float | None] = Field(description="95% CI of that score (as the arms' `ci`)")
-    rule: Literal["min_score", "worse", "dominated", "cap"]
+    rule: Literal["min_score", "worse", "dominated", "cap", "unclear"]
     reason: str
     tokens_saved_est: float = Field(0.0, description="tokens per query so far x the test examples it did not answer")
     dollars_saved_est: float = Field(0.0, description="US$ per query so far x the test examples it did not answer")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 RESAMPLES = 10_000
@@ -58,14 +59,24 @@ def is_binary(scores: Sequence[float] | np.ndarray) -> bool:
     return bool(np.all((values == 0.0) | (values == 1.0)))
 
 
+def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """The Wilson score interval of a proportion, the CI of a 0/1 score's mean: Newcombe's (1998) formula as
+    `scipy.stats.binomtest(...).proportion_ci(method="wilson")` computes it, without the test's p-value search."""
+    p = successes / n
+    z = float(special.ndtri(0.5 + 0.5 * confidence))
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
+    return Interval(0.0 if successes == 0 else center - delta, 1.0 if successes == n else center + delta, "wilson")
+
+
 def mean_ci(scores: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> Interval:
     """CI of the mean score: Wilson for 0/1 scores, BCa bootstrap (percentile when BCa is undefined) else."""
     values = np.asarray(scores, dtype=float)
     if values.size == 0:
         return Interval(math.nan, math.nan, "none (no results)")
     if is_binary(values):
-        ci = sps.binomtest(int(values.sum()), int(values.size)).proportion_ci(confidence, method="wilson")
-        return Interval(float(ci.low), float(ci.high), "wilson")
+        return wilson(int(values.sum()), int(values.size), confidence)
     if np.all(values == values[0]):
         return Interval(float(values[0]), float(values[0]), "none (every score equal)")
     for method in ("BCa", "percentile"):

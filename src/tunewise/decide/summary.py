@@ -157,7 +157,7 @@ def _look(arm: _RunArm, rows: Sequence[Result], seed: int) -> ArmLook:
 
     return ArmLook(
         summary=summarize_arm(arm.name, rows, seed=seed, fixed_cost=arm.fixed_cost, prices=arm.prices),
-        scores=per_example(lambda r: None if r.error else r.score),
+        scores=per_example(lambda r: 0.0 if r.error else r.score),
         latencies=per_example(lambda r: None if r.error else r.latency_ms),
         costs=per_example(lambda r: _cost(arm, r)),
         stale=per_example(lambda r: None if r.error or r.stale is None else r.stale),
@@ -177,7 +177,7 @@ def _race(plan: RacingPlan, arms: Sequence[_RunArm], by_arm: Mapping[str, Sequen
             return None
         return [_look(arm_of[name], [answers[name][i] for i in ids], seed) for name in alive]
 
-    return race([a.name for a in arms], len(plan.sizes) - 1, look, req, plan.alpha)
+    return race([a.name for a in arms], len(plan.sizes) - 1, look, req, plan.alpha, plan.sizes[-1])
 
 
 def racing_drops(store: RunStore) -> set[str]:

@@ -156,7 +156,7 @@ class RacingSpec(_Strict):
     an arm dropped after a round once an anytime-valid test at level `alpha` rules it out as the recommendation."""
 
     rounds: list[float] = Field(
-        default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
+        default_factory=lambda: [i / 10 for i in range(1, 11)],
         description="shares of the test split each round reaches, increasing; the last is 1 (added when left out)",
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="the chance of ever dropping an arm the evidence does not rule out")
