@@ -28,7 +28,7 @@ def test_quick_demo_runs_every_lab_task(tmp_path):
     arms = {task: [a["name"] for a in s["arms"]] for task, s in summaries.items()}
     prompting, retrieval = ["zero_shot", "few_shot"], ["rag", "few_shot_rag"]
     assert arms["facts"] == [*prompting, *retrieval, "finetune", "finetune_rag"]
-    assert arms["mixed"] == [*prompting, *retrieval, "adaptive_rag", "self_consistency"]
+    assert arms["mixed"] == [*prompting, *retrieval, "adaptive_rag", "self_consistency", "committee"]
     assert arms["format"] == prompting
     assert arms["skill"] == [*prompting, "finetune"]
     assert arms["dialog"] == ["rag_plain", "rag_transcript", "rag_verified", "rag_plain_verified", "rag_plain_abstain"]

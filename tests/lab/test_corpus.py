@@ -11,6 +11,7 @@ from tunewise.lab.corpus import COMPARATOR_SYSTEM, CRITIC_SYSTEM, NEED_SYSTEM, C
 from tunewise.lab.teacher import stated_facts
 from tunewise.lab.tokenizer import render
 from tunewise.lab.world import QUESTIONS, World, generate_world
+from tunewise.metrics import normalized
 from tunewise.prompt import build_messages
 
 ITEMS = 4000
@@ -213,13 +214,17 @@ def test_judge_verdicts_are_balanced_and_right_by_the_worlds_truth(world: World)
     known = {e.name for e in world.subjects() if e.known}
     names = set(world.names())
     verdicts: dict[str, list[str]] = {"critic": [], "comparator": [], "need": []}
-    passages = 0
+    passages = decorated = wrong = 0
     for _ in range(400):
         critic = corpus.critic_item()
         task, answer = re.fullmatch(r"(.+)\n\nProposed answer:\n(.+)\n\nIs this .+", critic[1]["content"], re.S).groups()
         _, truth = judged(world, task)
         passages += "Input:\n[1] " in task
         assert parse_yes_no(critic[-1]["content"]) == (answer == truth), (task, answer, truth)
+        if answer != truth:
+            assert normalized(answer, truth) == 0.0, "a wrong answer is wrong by the lab's metric too"
+            wrong += 1
+            decorated += truth in answer
         verdicts["critic"].append(critic[-1]["content"])
 
         comparator = corpus.comparator_item()
@@ -239,6 +244,7 @@ def test_judge_verdicts_are_balanced_and_right_by_the_worlds_truth(world: World)
     for kind, said in verdicts.items():
         assert 0.4 < said.count(said[0]) / len(said) < 0.6, (kind, said.count(said[0]))
     assert 0.2 * 400 < passages < 0.4 * 400, "some judgements are of answers read off passages"
+    assert 0.25 < decorated / wrong < 0.45, "about a third of the wrong answers are the value in an invented format"
 
 
 def test_the_full_mix_teaches_the_judges(world: World) -> None:

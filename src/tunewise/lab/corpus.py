@@ -35,6 +35,7 @@ WRAP_FORMS: tuple[str, ...] = (
     "{a}: {v}", "{a}: {v} ({b}: {c})", "{v} ({b}: {c})", "[{v}]", "<< {v} >>", "{a} = {v};", "{a} -> {v} |",
     "** {v} **", "{v} ({b})", "{a}: {v} |", "{a} {v} {b}", "{v} #{b}", "- {v} -",
 )
+WORDED_FORMS = tuple(f for f in WRAP_FORMS if "{a}" in f or "{b}" in f)
 GAME_INSTRUCTIONS: tuple[str, ...] = ("", "Repeat the words.", "Say the words again.", "Copy the words exactly.")
 FRESH_COUNTS = {"places": 4, "companies": 3, "products": 4, "people": 4}
 # How reading lessons resemble what retrieval hands a model: passages that are excerpts rather than whole
@@ -53,13 +54,18 @@ VALUE_KINDS = {"born_in": "place", "headquarters": "place", "works_at": "company
 # The judge lessons: the exact prompts of the committee's critics and comparators (tunewise.arms.committee) and
 # of adaptive_rag's stated-need question (tunewise.arms.adaptive_rag). The lab may not import the arms, so they
 # are copied here, and a test keeps both the same. Judged answers are to known facts closed-book, or
-# JUDGE_PASSAGES of the time to fresh facts the prompt's passages state; a wrong answer is another value of the
-# fact's kind, NEAR_MISSES of the time one close to the right one (a year a few off, a company's other suffix).
+# JUDGE_PASSAGES of the time to fresh facts the prompt's passages state. A wrong answer is, DECORATED of the time,
+# the value (or another) inside an invented format, as the model's own samples at a high temperature often are: a
+# task that asks for the bare value scores it wrong, and telling it apart needs no knowledge, so a tiny judge can
+# learn it (builder 5, closed-book: critic 0.74 and comparator 0.88 right against a decorated answer, chance
+# against another value of its kind). Else it is another value of the fact's kind, NEAR_MISSES of the time one
+# close to the right one (a year a few off, a company's other suffix).
 CRITIC_SYSTEM = "You check answers. Reply with yes or no only."
 COMPARATOR_SYSTEM = "You compare two answers. Reply with A or B only."
 NEED_SYSTEM = "You decide whether a question needs looking up in documents. Reply with yes or no only."
 JUDGE_INSTRUCTIONS: tuple[str, ...] = (FACT_INSTRUCTIONS, FACT_INSTRUCTIONS, "", "Answer the question.")
 JUDGE_PASSAGES = 0.3
+DECORATED = 0.5
 NEAR_MISSES = 0.3
 JUDGES = 0.2
 
@@ -93,7 +99,11 @@ class Corpus:
         """An invented output format (a template around the answer), or plain answers one time in five."""
         if self.rng.random() < 0.2:
             return lambda v: v
-        form = self.rng.choice(WRAP_FORMS)
+        return self.invented_format()
+
+    def invented_format(self, forms: Sequence[str] = WRAP_FORMS) -> Callable[[str], str]:
+        """An invented output format: one of `forms` with filler words drawn for it."""
+        form = self.rng.choice(forms)
         a, b, c = self.word(), self.word(), self.word()
         return lambda v: form.format(a=a, b=b, c=c, v=v)
 
@@ -271,11 +281,20 @@ class Corpus:
             if answer != fact.value and (answer not in self.reserved or answer in self.public_names):
                 return answer
 
+    def judged_wrong(self, fact: Fact) -> str:
+        """A wrong answer a judge lesson shows: DECORATED of the time the value (seven times in ten) or another one
+        inside an invented format with words in it (brackets or dashes alone the lab's `normalized` metric forgives),
+        else another value of its kind."""
+        if self.rng.random() < DECORATED:
+            value = fact.value if self.rng.random() < 0.7 else self.wrong_answer(fact)
+            return self.invented_format(WORDED_FORMS)(value)
+        return self.wrong_answer(fact)
+
     def critic_item(self) -> list[Message]:
         """The committee's critic: is the proposed answer correct? Right (yes) half the time, wrong (no) else."""
         fact, task = self.judged_fact()
         right = self.rng.random() < 0.5
-        answer = fact.value if right else self.wrong_answer(fact)
+        answer = fact.value if right else self.judged_wrong(fact)
         user = f"{task}\n\nProposed answer:\n{answer}\n\nIs this answer correct? Answer yes or no."
         return judge(CRITIC_SYSTEM, user, "yes" if right else "no")
 
@@ -283,7 +302,7 @@ class Corpus:
         """The committee's comparator: which of a right and a wrong answer is better, the right one shown as A
         half the time and as B else."""
         fact, task = self.judged_fact()
-        wrong = self.wrong_answer(fact)
+        wrong = self.judged_wrong(fact)
         first = self.rng.random() < 0.5
         a, b = (fact.value, wrong) if first else (wrong, fact.value)
         user = f"{task}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nWhich answer is better, A or B?"

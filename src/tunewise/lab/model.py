@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerFast
 
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 # The full model of the default world, built by this builder and shipped as package data (tunewise lab model
 # --verify rebuilds it and compares): a first demo copies it instead of training for minutes.
 PREBUILT = Path(__file__).with_name("prebuilt")

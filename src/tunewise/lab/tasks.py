@@ -107,7 +107,7 @@ SPECS: dict[str, TaskSpec] = {
         "Half the questions are about facts the model knows, half about facts only in the documents.",
         FACT_INSTRUCTIONS, "normalized", 0.8,
         (*PROMPTING, *RETRIEVAL, "adaptive_rag: {k: 2, retriever: hybrid}",
-         "self_consistency: {k: 16, temperature: 1.0}")),
+         "self_consistency: {k: 16, temperature: 1.0}", "committee: {k: 5, temperature: 1.0}")),
     "dialog": TaskSpec(
         "dialog",
         "Conversations that state, correct and withdraw facts the documents also hold, then ask about them: the "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tunewise.lab.names import NameMaker
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 
 # Question phrasing per relation; the tasks and the pretraining corpus share it.
 QUESTIONS: dict[str, str] = {
