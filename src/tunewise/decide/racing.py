@@ -220,11 +220,13 @@ def clear_share(n: int, min_score: float, binary: bool) -> float:
 
 @dataclass(frozen=True)
 class _Rules:
-    """The tests of one look: at `level`, on the whole split of `population` examples (None: with replacement)."""
+    """The tests of one look: at `level`, on the whole split of `population` examples (None: with replacement);
+    `grain`, the spacing of the means that split can have (1/population for 0/1 scores, 0 for others)."""
 
     req: Requirements
     level: float
     population: int | None
+    grain: float = 0.0
 
     def whole(self, x: np.ndarray) -> int | None:
         return self.population if self.population is not None and not np.isnan(x).any() else None
@@ -236,14 +238,20 @@ class _Rules:
             return False, math.nan
         return True, upper_bound(answered, self.level, at=[m], population=whole)
 
-    def reaches(self, x: np.ndarray, m: float) -> tuple[bool, float]:
-        """Whether the whole split's mean is at least m with confidence (above the step below m on a split of n
-        examples, whose mean is a multiple of 1/n), and (when it is) the lower bound."""
+    def reaches(self, x: np.ndarray, share: float) -> tuple[bool, float]:
+        """Whether the whole split's mean is at least `share` with confidence, and (when it is) the lower bound. On
+        a grain the test is against half a grain below `share` (a possible mean as well), which a mean above it can
+        only be by reaching `share`, so rounding cannot tip it."""
         answered, whole = x[~np.isnan(x)], self.whole(x)
-        step = m - 1 / whole if whole else m
-        if not rejects(1 - answered, 1 - step, self.level, population=whole):
+        under = share - self.grain / 2 if whole else share
+        if not rejects(1 - answered, 1 - under, self.level, population=whole):
             return False, math.nan
-        return True, lower_bound(answered, self.level, at=[step], population=whole)
+        return True, lower_bound(answered, self.level, at=[under], population=whole)
+
+    def short_of(self, x: np.ndarray, share: float) -> tuple[bool, float]:
+        """Whether the whole split's mean is below `share` with confidence (on a grain: below half a grain under
+        it), and (when it is) the upper bound."""
+        return self.below(x, share - self.grain / 2 if self.whole(x) else share)
 
     def paired(self, a: ArmLook, b: ArmLook) -> tuple[float, float, int] | None:
         """a's score less b's, its upper bound and the examples paired, when a scores below b with confidence."""
@@ -256,14 +264,14 @@ def judge(looks: Sequence[ArmLook], req: Requirements, level: float, population:
           ) -> dict[str, tuple[str, str]]:
     """The arms of one look the rules drop, each with its rule (`min_score`, `worse`, `cap`, `dominated`, `unclear`)
     and reason; `population`: the test split's size, whose means the tests are about (None: with replacement)."""
-    rules = _Rules(req, level, population)
+    binary = all(is_binary(a.scores[~np.isnan(a.scores)]) for a in looks)
+    rules = _Rules(req, level, population, 1 / population if binary and population else 0.0)
     within = {a.name: not shortfalls(a.summary, req, score=False) for a in looks}
     meets = {a.name: not shortfalls(a.summary, req) for a in looks}
     best_first = sorted(looks, key=lambda a: -a.summary.score)
     clears: dict[str, tuple[bool, float]] = {}
     share = 1.0
     if req.min_score is not None:
-        binary = all(is_binary(a.scores[~np.isnan(a.scores)]) for a in looks)
         share = clear_share(population or max(a.summary.n for a in looks), req.min_score, binary)
         clears = {a.name: rules.reaches(a.scores, share) if share <= 1 else (False, 0.0) for a in looks}
     drops: dict[str, tuple[str, str]] = {}
@@ -301,7 +309,7 @@ def _drop(a: ArmLook, others: Sequence[ArmLook], rules: _Rules, within: dict[str
                 f" {req.min_score:g} with confidence (its score {b.summary.score:.3f} is at least"
                 f" {clears[b.name][1]:.3f}, level {level:.2g}, where a score of {share:.3f} or more has its CI above"
                 " min_score), so the cheapest arm whose CI clears min_score is not this one")
-    short, high = rules.below(a.scores, share) if clearing else (False, math.nan)
+    short, high = rules.short_of(a.scores, share) if clearing else (False, math.nan)
     if short:
         b = clearing[0]
         return "unclear", (
