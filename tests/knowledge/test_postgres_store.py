@@ -1,6 +1,6 @@
 """The PostgreSQL + pgvector chunk store on a real server (PyPI pgserver: PostgreSQL 16 + pgvector 0.6, on a unix
-socket in a temp folder, one per module): incremental updates, the same hits as LanceDB, HNSW recall against exact
-search, a rag run end to end, and one-line errors."""
+socket in a temp folder, one per module): incremental updates, writers creating one table at once, the same hits
+as LanceDB, HNSW recall against exact search, a rag run end to end, and one-line errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,33 @@ def test_an_add_lands_whole_or_not_at_all_and_the_next_update_repairs_a_crash(tm
     stats = open_index(directory, db, pg).update(corpus())
     assert (stats.added_docs, stats.unchanged_docs, stats.embedded, stats.chunks) == (1, 26, 0, 27)
     assert doc_ids(open_index(directory, db, pg).search("wheat harvest", 1, "bm25")) == ["t3"]
+
+
+def test_writers_that_create_a_new_table_at_once_all_land(pg):
+    """Six stores (as six processes would) write their first rows into one new table at the same moment: the table
+    is created once and every row lands. Without a lock, five of the six failed on pg_type's unique index."""
+    stores = [PostgresStore(pg, "tunewise_first_writers") for _ in range(6)]
+    for store in stores:
+        store._connect()
+    start = threading.Barrier(len(stores))
+    errors: list[Exception] = []
+
+    def write(i: int, store: PostgresStore) -> None:
+        start.wait()
+        try:
+            store.add([Chunk(f"w{i}:0", f"w{i}", f"w{i}.md", f"row {i}", 2, "h")], {f"w{i}": "x"},
+                      np.ones((1, 8), np.float32))
+        except StoreError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i, store)) for i, store in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert stores[0].count() == 6 and sorted(stores[0].documents()) == [f"w{i}" for i in range(6)]
+    stores[0].drop()
 
 
 @pytest.fixture(scope="module")

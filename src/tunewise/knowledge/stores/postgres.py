@@ -214,14 +214,18 @@ class PostgresStore(ChunkStore):
                     conn.execute(query, [ids[start : start + _DELETE_BATCH]])
 
     def add(self, chunks: Sequence[Chunk], doc_hashes: dict[str, str], vectors: np.ndarray) -> None:
-        """Append rows with one binary COPY in one transaction (the table is created by the first): all land or
-        none."""
+        """Append rows with one binary COPY in one transaction (the table is created by the first, under a lock so
+        that processes indexing into a new table at once do not collide): all land or none."""
         from psycopg import sql
 
         if not chunks:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._transaction() as conn:
+            if not self._exists(conn):
+                # Two first writers would both create the table, and one would fail on the catalog's unique index:
+                # the later waits here until the earlier commits, then finds the table made.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"tunewise:{self.table}"])
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, doc_id text NOT NULL, doc_hash text NOT NULL,"
