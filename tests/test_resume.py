@@ -41,7 +41,6 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "tunewise.cli", *args]
 
 
-@pytest.mark.slow
 def kill_run_after(task: Path, runs: Path, server, calls: int) -> None:
     """`tunewise run task` in a subprocess, SIGKILLed once the server has completed `calls` calls (or after 60 s)."""
     proc = subprocess.Popen(cli("run", str(task), "--runs-dir", str(runs)), stdout=subprocess.DEVNULL,
@@ -53,6 +52,14 @@ def kill_run_after(task: Path, runs: Path, server, calls: int) -> None:
     proc.wait()
 
 
+def before_resume(runs: Path, server) -> tuple[str, set[str], int]:
+    """The one run under `runs`, the requests its cache holds, and the calls the server has completed so far: what
+    a resume must not send again, and where its own calls start in the server's log."""
+    (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
+    return run_id, recorded_requests(runs / "tunewise.db"), len(server.log.completed())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [5, 37])
 def test_sigkill_midway_then_resume_equals_clean_run(tmp_path, server, kill_after):
     server._server.delay_s = 0.01
@@ -64,9 +71,7 @@ def test_sigkill_midway_then_resume_equals_clean_run(tmp_path, server, kill_afte
     kill_run_after(task, runs, server, kill_after)
     assert len(server.log.completed()) < 64, "the run finished before it could be killed"
 
-    (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
-    recorded = recorded_requests(runs / "tunewise.db")
-    sent_before = len(server.log.completed())
+    run_id, recorded, sent_before = before_resume(runs, server)
     show = subprocess.run(cli("show", run_id, "--runs-dir", str(runs)), capture_output=True, text=True)
     assert show.returncode == 0, show.stderr  # readable while half done
 
@@ -132,8 +137,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, server):
     assert err.strip().splitlines()[-1] == f"interrupted: resume with `tunewise run {task} --resume {run_id}`"
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
-    recorded = recorded_requests(runs / "tunewise.db")
-    sent_before = len(server.log.completed())
+    _, recorded, sent_before = before_resume(runs, server)
     done = subprocess.run(cli("run", str(task), "--runs-dir", str(runs), "--resume", run_id), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not set(server.log.completed()[sent_before:]) & recorded

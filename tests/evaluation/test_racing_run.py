@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from capitals import write_capitals_task
-from test_resume import cli, final_outputs, kill_run_after, recorded_requests
+from test_resume import before_resume, cli, final_outputs, kill_run_after
 
 import tunewise
 from tunewise.evaluation.experiment import RunOptions
@@ -66,9 +66,7 @@ def test_a_killed_racing_run_resumes_to_the_same_result(tmp_path, server, kill_a
     runs = tmp_path / "runs"
     kill_run_after(task, runs, server, kill_after)
     assert len(server.log.completed()) < 42, "the run finished before it could be killed"
-    (run_id,) = [d.name for d in runs.iterdir() if d.is_dir()]
-    recorded = recorded_requests(runs / "tunewise.db")
-    sent_before = len(server.log.completed())
+    run_id, recorded, sent_before = before_resume(runs, server)
 
     done, summary = _run_json(str(task), "--runs-dir", str(runs), "--resume", run_id)
     assert done.returncode == 0, done.stderr
@@ -106,8 +104,7 @@ def test_a_budget_stops_the_run_and_a_larger_one_finishes_it(tmp_path, server):
     price = summary["budget"]["spent"] / stopped
     assert (stopped - 8) * price < 0.30  # only the calls in flight (8 at once: the model's batch_size) went past it
     assert "budget" in (runs / run_id / "report.md").read_text()
-    recorded = recorded_requests(runs / "tunewise.db")
-    sent_before = len(server.log.completed())
+    _, recorded, sent_before = before_resume(runs, server)
 
     again, summary = _run_json(str(task), "--runs-dir", str(runs), "--resume", run_id, "--budget", "100")
     assert again.returncode == 0, again.stderr
