@@ -178,6 +178,11 @@ def drop_tests(arms: int, req: Requirements) -> int:
     return others + caps + (1 + others if req.min_score is not None else 0)
 
 
+def race_level(arms: int, req: Requirements, alpha: float) -> float:
+    """The level each confidence sequence of a race of `arms` runs at: alpha over J (`drop_tests`)."""
+    return alpha / max(1, drop_tests(arms, req))
+
+
 def _over_cap(look: ArmLook, req: Requirements, level: float) -> str | None:
     """The hard cap this arm is over with confidence, in words; None when none is."""
     latencies = look.latencies[~np.isnan(look.latencies)]
@@ -343,7 +348,7 @@ def race(names: Sequence[str], looks: int, look: Callable[[int, Sequence[str]], 
          req: Requirements, alpha: float, population: int | None = None) -> dict[str, ArmRacing]:
     """The arms dropped, by name: after each of the first `looks` rounds, the rules applied to the arms still in the
     race, as `look(round, arms)` gives them (None while a round is incomplete: the race stops there)."""
-    level = alpha / max(1, drop_tests(len(names), req))
+    level = race_level(len(names), req, alpha)
     alive = list(names)
     dropped: dict[str, ArmRacing] = {}
     for r in range(looks):

@@ -19,7 +19,7 @@ from tunewise.arms.registry import arm_class
 from tunewise.decide.break_even import break_even
 from tunewise.decide.comparisons import answered_scores, compare_arms, stale_indicators
 from tunewise.decide.costs import money, monthly_cost, pareto_front
-from tunewise.decide.racing import METHOD, ArmLook, race, drop_tests
+from tunewise.decide.racing import METHOD, ArmLook, race, race_level
 from tunewise.decide.recommend import recommend
 from tunewise.decide.schema import ArmRacing, ArmSummary, Budget, RacingRound, RacingSummary, Summary
 from tunewise.decide.stats import mean_ci
@@ -206,7 +206,7 @@ def _racing_summary(plan: RacingPlan, rows: list[ArmSummary], arms: Sequence[_Ru
     saved_tokens = sum(d.tokens_saved_est for d in dropped.values())
     spent = sum(r.tokens_in + r.tokens_out for rs in by_arm.values() for r in rs)
     return RacingSummary(
-        method=METHOD, alpha=plan.alpha, level=plan.alpha / max(1, drop_tests(len(rows), req)),
+        method=METHOD, alpha=plan.alpha, level=race_level(len(rows), req, plan.alpha),
         rounds=[RacingRound(round=r + 1, share=share, n=size,
                             arms=[row.name for row in rows if row.racing is None or row.racing.dropped_round > r])
                 for r, (share, size) in enumerate(zip(plan.shares, plan.sizes))],
